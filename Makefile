@@ -1,0 +1,179 @@
+# nashra — a publishing daemon. This Makefile is the manifest: every source
+# file, every library (through pkg-config), every warning, every test.
+#
+#   make            build ./nashra
+#   make run        install missing Debian packages, build, run the example site
+#   make test       install missing Debian packages, build, run every test
+#   make test SANITIZE=1   the same under AddressSanitizer and UBSan
+#   make bench      benchmarks (tests/bench/), side by side with their peers
+#   make lint       clang-format check
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+PYTHON  := /usr/bin/python3
+
+# Debian packages the build and the tests need (SPEC §1).
+DEB_BUILD := build-essential pkg-config libyaml-dev libxml2-dev libmd4c-dev \
+             libjansson-dev libsqlite3-dev libssl-dev libcmocka-dev tzdata
+DEB_TEST  := python3 python3-feedparser libxml2-utils trang locales sqlite3 clang-format
+DEB_BENCH := hugo time
+
+PKGS := yaml-0.1 libxml-2.0 md4c jansson sqlite3 libcrypto
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+        -Wmissing-prototypes -Wvla -Wformat=2 -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP
+LDLIBS  =
+
+ifeq ($(SANITIZE),1)
+CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+BUILD   := build-san
+else
+BUILD   := build
+endif
+
+ifneq ($(MAKECMDGOALS),deps)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+endif
+CFLAGS += $(PKG_CFLAGS)
+LDLIBS += $(PKG_LIBS) -lm
+
+# Infrastructure: each file stands alone (see ARCHITECTURE in README).
+LIB_SRCS := \
+	lib/buf.c \
+	lib/diag.c \
+	lib/fileio.c \
+	lib/log.c \
+	lib/mustache.c \
+	lib/text.c \
+	lib/timefmt.c \
+	lib/yaml_tree.c
+
+CONFIG_SRCS := \
+	config/config.c
+
+POSTS_SRCS := \
+	posts/post_md.c \
+	posts/post_read.c \
+	posts/post_scan.c
+
+STORE_SRCS := \
+	store/store.c
+
+FEEDS_SRCS := \
+	feeds/feed_atom.c \
+	feeds/feed_html.c \
+	feeds/feed_json.c \
+	feeds/feed_rss.c
+
+DAEMON_SRCS := \
+	daemon/cmd_build.c \
+	daemon/publish.c
+
+MAIN_SRC := daemon/main.c
+
+CORE_SRCS := $(LIB_SRCS) $(CONFIG_SRCS) $(POSTS_SRCS) $(STORE_SRCS) $(FEEDS_SRCS) $(DAEMON_SRCS)
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+
+# Unit tests (cmocka): one file a module, each linked with the objects it needs.
+UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store
+test_buf_OBJS       := lib/buf.o
+test_text_OBJS      := lib/text.o lib/buf.o
+test_timefmt_OBJS   := lib/timefmt.o
+test_fileio_OBJS    := lib/fileio.o lib/buf.o
+test_yaml_tree_OBJS := lib/yaml_tree.o lib/diag.o
+test_config_OBJS    := config/config.o lib/yaml_tree.o lib/diag.o lib/buf.o
+test_mustache_OBJS  := lib/mustache.o lib/buf.o lib/diag.o
+test_post_OBJS      := posts/post_read.o posts/post_md.o posts/post_scan.o lib/yaml_tree.o \
+                       lib/diag.o lib/buf.o lib/text.o lib/timefmt.o lib/fileio.o
+test_feeds_OBJS     := $(FEEDS_SRCS:%.c=%.o) lib/mustache.o lib/buf.o lib/diag.o lib/text.o \
+                       lib/timefmt.o lib/fileio.o
+test_store_OBJS     := store/store.o lib/buf.o lib/diag.o lib/fileio.o lib/log.o
+UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
+
+.PHONY: nashra all deps deps-test run test unit integration bench lint format install clean check
+
+all: nashra
+
+nashra: $(BUILD)/nashra
+	cp $< $@
+
+$(BUILD)/nashra: $(CORE_OBJS) $(BUILD)/$(MAIN_SRC:.c=.o)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+.SECONDEXPANSION:
+$(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o $$(addprefix $(BUILD)/,$$(test_%_OBJS))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# --- setup: install what is missing (as root, or through sudo) ---------------
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+define apt_install
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(DEB_BUILD))
+
+deps-test: deps
+	$(call apt_install,$(DEB_TEST))
+	@for l in ar_SA.UTF-8 fr_FR.UTF-8; do \
+	  locale -a 2>/dev/null | grep -qi "^$$(echo $$l | sed 's/UTF-8/utf8/')$$" || \
+	  $(SUDO) localedef -i $${l%%.*} -c -f UTF-8 $$l 2>/dev/null || true; \
+	done
+
+# --- run and test ------------------------------------------------------------
+run: deps
+	$(MAKE) nashra
+	./nashra build -c contrib/example/nashra.yaml
+	@echo "the example site is built in contrib/example/public/ (open index.html)"
+
+test: deps-test
+	$(MAKE) unit integration
+
+unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
+
+integration: nashra
+	NASHRA=$(CURDIR)/nashra $(PYTHON) tests/integration/run.py
+
+bench: deps
+	$(call apt_install,$(DEB_BENCH))
+	$(MAKE) nashra
+	$(PYTHON) tests/bench/run.py
+
+lint:
+	clang-format --dry-run --Werror $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c)
+
+format:
+	clang-format -i $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c)
+
+check: test lint
+
+install: nashra
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	           $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/doc/nashra
+	install -m 0755 nashra $(DESTDIR)$(PREFIX)/bin/nashra
+	install -m 0644 contrib/man/nashra.1 $(DESTDIR)$(PREFIX)/share/man/man1/nashra.1
+	install -m 0644 contrib/man/nashra.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/nashra.yaml.5
+	install -m 0644 config/nashra.example.yaml $(DESTDIR)$(PREFIX)/share/doc/nashra/
+
+clean:
+	rm -rf build build-san nashra
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

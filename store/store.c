@@ -1,0 +1,439 @@
+/*
+ * store: nashra's SQLite state (see store.h). One connection, prepared
+ * statements cached for the life of the store, WAL mode so CLI readers can
+ * run beside the daemon, busy timeout so they wait instead of failing.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../lib/fileio.h"
+
+enum stmt_id {
+    S_FIRST_SEEN_GET,
+    S_FIRST_SEEN_PUT,
+    S_META_GET,
+    S_META_PUT,
+    S_ROWS,
+    S_POST_PUT,
+    S_POST_PUBLISHED,
+    S_POST_DELETE,
+    S_EACH_PUBLISHED,
+    S_ANNOUNCE,
+    S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_FIRST_SEEN_GET] = "SELECT first_seen FROM seen WHERE path = ?1",
+    [S_FIRST_SEEN_PUT] = "INSERT INTO seen(path, first_seen) VALUES (?1, ?2)",
+    [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [S_META_PUT] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+    [S_ROWS] = "SELECT path, slug, hash, date, updated, draft, published, url, title FROM posts "
+              "ORDER BY path",
+    [S_POST_PUT] = "INSERT OR REPLACE INTO posts(path, slug, hash, kind, url, title, author, "
+                   "summary, lang, rtl, image, categories, tags, date, updated, draft, "
+                   "newsletter, html, published) VALUES "
+                   "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
+    [S_POST_PUBLISHED] = "UPDATE posts SET published = ?2 WHERE path = ?1",
+    [S_POST_DELETE] = "DELETE FROM posts WHERE path = ?1",
+    [S_EACH_PUBLISHED] = "SELECT path, slug, hash, kind, url, title, author, summary, lang, rtl, "
+                         "image, categories, tags, date, updated, draft, newsletter, "
+                         "CASE WHEN ?1 THEN html END FROM posts WHERE published = 1 "
+                         "ORDER BY date DESC, slug ASC",
+    [S_ANNOUNCE] = "INSERT INTO announcements(ts, kind, slug, url, title) VALUES (?1,?2,?3,?4,?5)",
+};
+
+/* Each entry moves the schema from version i to i + 1. */
+static const char *const migrations[] = {
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE seen(path TEXT PRIMARY KEY, first_seen INTEGER NOT NULL);"
+    "CREATE TABLE posts("
+    "  path TEXT PRIMARY KEY, slug TEXT NOT NULL, hash BLOB NOT NULL, kind INTEGER NOT NULL,"
+    "  url TEXT NOT NULL, title TEXT NOT NULL, author TEXT NOT NULL, summary TEXT NOT NULL,"
+    "  lang TEXT NOT NULL, rtl INTEGER NOT NULL, image TEXT, categories TEXT NOT NULL,"
+    "  tags TEXT NOT NULL, date INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    "  draft INTEGER NOT NULL, newsletter INTEGER NOT NULL, html TEXT NOT NULL,"
+    "  published INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX posts_published ON posts(published, date);"
+    "CREATE TABLE announcements("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('published', 'updated', 'removed')),"
+    "  slug TEXT NOT NULL, url TEXT NOT NULL, title TEXT NOT NULL);",
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[S_COUNT];
+};
+
+const char *store_errmsg(struct store *st)
+{
+    return st && st->db ? sqlite3_errmsg(st->db) : "no database";
+}
+
+static int exec(struct store *st, const char *sql)
+{
+    return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static int migrate(struct store *st, struct diag *err)
+{
+    sqlite3_stmt *s;
+    int version = 0;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (version > STORE_SCHEMA_VERSION) {
+        diag_set(err, 0, 0, "state schema version %d is newer than this nashra (%d)", version,
+                 STORE_SCHEMA_VERSION);
+        return -1;
+    }
+    for (int v = version; v < STORE_SCHEMA_VERSION; v++) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+        if (exec(st, "BEGIN IMMEDIATE") < 0)
+            goto fail;
+        if (exec(st, migrations[v]) < 0 || exec(st, pragma) < 0) {
+            diag_set(err, 0, 0, "migrating state to version %d: %s", v + 1,
+                     sqlite3_errmsg(st->db));
+            exec(st, "ROLLBACK");
+            return -1;
+        }
+        if (exec(st, "COMMIT") < 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    diag_set(err, 0, 0, "%s", sqlite3_errmsg(st->db));
+    return -1;
+}
+
+struct store *store_open(const char *dir, int readonly, struct diag *err)
+{
+    struct store *st = calloc(1, sizeof *st);
+    char *path = path_join(dir, "nashra.db");
+    if (!st || !path) {
+        diag_set(err, 0, 0, "out of memory");
+        goto fail;
+    }
+    if (!readonly && mkdir_p(dir) < 0) {
+        diag_set(err, 0, 0, "cannot create state folder %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(path, &st->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        diag_set(err, 0, 0, "cannot open %s: %s", path, st->db ? sqlite3_errmsg(st->db) : "");
+        goto fail;
+    }
+    if (!readonly)
+        chmod(path, 0600);
+    sqlite3_busy_timeout(st->db, 5000);
+    if (!readonly && (exec(st, "PRAGMA journal_mode = WAL") < 0 ||
+                      exec(st, "PRAGMA synchronous = NORMAL") < 0)) {
+        diag_set(err, 0, 0, "%s: %s", path, sqlite3_errmsg(st->db));
+        goto fail;
+    }
+    if (!readonly && migrate(st, err) < 0)
+        goto fail;
+    for (int i = 0; i < S_COUNT; i++) {
+        if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
+                               NULL) != SQLITE_OK) {
+            diag_set(err, 0, 0, "%s: %s", path, sqlite3_errmsg(st->db));
+            goto fail;
+        }
+    }
+    free(path);
+    return st;
+fail:
+    free(path);
+    store_close(st);
+    return NULL;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(st->stmt[i]);
+    sqlite3_close(st->db);
+    free(st);
+}
+
+int store_begin(struct store *st)
+{
+    return exec(st, "BEGIN IMMEDIATE");
+}
+
+int store_commit(struct store *st)
+{
+    return exec(st, "COMMIT");
+}
+
+void store_rollback(struct store *st)
+{
+    exec(st, "ROLLBACK");
+}
+
+/* Resets a cached statement for its next use. */
+static sqlite3_stmt *use(struct store *st, enum stmt_id id)
+{
+    sqlite3_stmt *s = st->stmt[id];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+static int step_done(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_is_new(struct store *st)
+{
+    sqlite3_stmt *s = use(st, S_META_GET);
+    sqlite3_bind_text(s, 1, "initialized", -1, SQLITE_STATIC);
+    int found = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_reset(s);
+    return !found;
+}
+
+int store_mark_initialized(struct store *st)
+{
+    sqlite3_stmt *s = use(st, S_META_PUT);
+    sqlite3_bind_text(s, 1, "initialized", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, "1", -1, SQLITE_STATIC);
+    return step_done(s);
+}
+
+int64_t store_first_seen(struct store *st, const char *path, int64_t now)
+{
+    sqlite3_stmt *s = use(st, S_FIRST_SEEN_GET);
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        int64_t t = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
+        return t;
+    }
+    sqlite3_reset(s);
+    s = use(st, S_FIRST_SEEN_PUT);
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    return step_done(s) == 0 ? now : -1;
+}
+
+static char *col_strdup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+int store_rows(struct store *st, struct store_row **rows, size_t *n)
+{
+    sqlite3_stmt *s = use(st, S_ROWS);
+    size_t alloc = 0;
+    *rows = NULL;
+    *n = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == alloc) {
+            alloc = alloc ? alloc * 2 : 256;
+            struct store_row *nr = realloc(*rows, alloc * sizeof *nr);
+            if (!nr)
+                goto fail;
+            *rows = nr;
+        }
+        struct store_row *r = &(*rows)[*n];
+        memset(r, 0, sizeof *r);
+        r->path = col_strdup(s, 0);
+        r->slug = col_strdup(s, 1);
+        (*n)++;
+        if (!r->path || !r->slug)
+            goto fail;
+        if (sqlite3_column_bytes(s, 2) == 32)
+            memcpy(r->hash, sqlite3_column_blob(s, 2), 32);
+        r->date = sqlite3_column_int64(s, 3);
+        r->updated = sqlite3_column_int64(s, 4);
+        r->draft = sqlite3_column_int(s, 5);
+        r->published = sqlite3_column_int(s, 6);
+        r->url = col_strdup(s, 7);
+        r->title = col_strdup(s, 8);
+        if (!r->url || !r->title)
+            goto fail;
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        return 0;
+fail:
+    sqlite3_reset(s);
+    store_rows_free(*rows, *n);
+    *rows = NULL;
+    *n = 0;
+    return -1;
+}
+
+void store_rows_free(struct store_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].path);
+        free(rows[i].slug);
+        free(rows[i].url);
+        free(rows[i].title);
+    }
+    free(rows);
+}
+
+static char *names_to_json(char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return s;
+}
+
+static char **names_from_json(const char *s, size_t *n)
+{
+    json_t *a = s ? json_loads(s, 0, NULL) : NULL;
+    size_t count = json_is_array(a) ? json_array_size(a) : 0;
+    char **v = calloc(count + 1, sizeof *v);
+    *n = 0;
+    for (size_t i = 0; v && i < count; i++) {
+        const char *t = json_string_value(json_array_get(a, i));
+        if (t && (v[*n] = strdup(t)))
+            (*n)++;
+    }
+    json_decref(a);
+    return v;
+}
+
+int store_post_put(struct store *st, const struct post *p, int64_t updated, int published)
+{
+    char *cats = names_to_json(p->categories, p->ncategories);
+    char *tags = names_to_json(p->tags, p->ntags);
+    int rc = -1;
+    if (!cats || !tags)
+        goto out;
+    sqlite3_stmt *s = use(st, S_POST_PUT);
+    sqlite3_bind_text(s, 1, p->path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, p->slug, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, p->hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, (int)p->kind);
+    sqlite3_bind_text(s, 5, p->url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, p->title, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, p->author, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, p->summary, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 9, p->lang, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 10, p->rtl);
+    if (p->image)
+        sqlite3_bind_text(s, 11, p->image, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 12, cats, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 13, tags, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 14, p->date);
+    sqlite3_bind_int64(s, 15, updated);
+    sqlite3_bind_int(s, 16, p->draft);
+    sqlite3_bind_int(s, 17, p->newsletter);
+    sqlite3_bind_text(s, 18, p->html, (int)p->html_len, SQLITE_STATIC);
+    sqlite3_bind_int(s, 19, published);
+    rc = step_done(s);
+out:
+    free(cats);
+    free(tags);
+    return rc;
+}
+
+int store_post_set_published(struct store *st, const char *path, int published)
+{
+    sqlite3_stmt *s = use(st, S_POST_PUBLISHED);
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, published);
+    return step_done(s);
+}
+
+int store_post_delete(struct store *st, const char *path)
+{
+    sqlite3_stmt *s = use(st, S_POST_DELETE);
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    return step_done(s);
+}
+
+static struct post *post_from_row(sqlite3_stmt *s)
+{
+    struct post *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->path = col_strdup(s, 0);
+    p->slug = col_strdup(s, 1);
+    if (sqlite3_column_bytes(s, 2) == 32)
+        memcpy(p->hash, sqlite3_column_blob(s, 2), 32);
+    p->kind = (enum post_kind)sqlite3_column_int(s, 3);
+    p->url = col_strdup(s, 4);
+    p->title = col_strdup(s, 5);
+    p->author = col_strdup(s, 6);
+    p->summary = col_strdup(s, 7);
+    p->lang = col_strdup(s, 8);
+    p->rtl = sqlite3_column_int(s, 9);
+    p->image = col_strdup(s, 10);
+    p->categories = names_from_json((const char *)sqlite3_column_text(s, 11), &p->ncategories);
+    p->tags = names_from_json((const char *)sqlite3_column_text(s, 12), &p->ntags);
+    p->date = sqlite3_column_int64(s, 13);
+    p->updated = sqlite3_column_int64(s, 14);
+    p->has_date = 1;
+    p->draft = sqlite3_column_int(s, 15);
+    p->newsletter = sqlite3_column_int(s, 16);
+    if (sqlite3_column_type(s, 17) != SQLITE_NULL) {
+        p->html_len = (size_t)sqlite3_column_bytes(s, 17);
+        p->html = col_strdup(s, 17);
+    }
+    if (!p->path || !p->slug || !p->url || !p->title || !p->author || !p->summary || !p->lang ||
+        !p->categories || !p->tags) {
+        post_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+int store_each_published(struct store *st, int with_html, store_post_fn fn, void *arg)
+{
+    sqlite3_stmt *s = use(st, S_EACH_PUBLISHED);
+    sqlite3_bind_int(s, 1, with_html);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct post *p = post_from_row(s);
+        if (!p) {
+            sqlite3_reset(s);
+            return -1;
+        }
+        int r = fn(arg, p);
+        if (r != 0) {
+            sqlite3_reset(s);
+            return r;
+        }
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int64_t store_announce(struct store *st, const char *kind, const char *slug, const char *url,
+                       const char *title, int64_t ts)
+{
+    sqlite3_stmt *s = use(st, S_ANNOUNCE);
+    sqlite3_bind_int64(s, 1, ts);
+    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, slug, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, title, -1, SQLITE_STATIC);
+    if (step_done(s) < 0)
+        return -1;
+    return sqlite3_last_insert_rowid(st->db);
+}

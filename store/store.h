@@ -1,0 +1,78 @@
+/*
+ * store: the state of SPEC §9 in SQLite (state.dir/nashra.db, WAL mode,
+ * schema versioned with PRAGMA user_version and migrated forward on open).
+ *
+ * It keeps, per post file, the first time nashra saw it and the last good
+ * version of the post (fields and rendered HTML: the outputs, the mail and the
+ * fediverse are all made from here, never from a half-edited file), whether
+ * it is published, and the announcement log: "published", "updated",
+ * "removed" events with a sequence number, which the newsletter and
+ * ActivityPub consumers read with their own cursors.
+ */
+#ifndef NASHRA_STORE_H
+#define NASHRA_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/diag.h"
+#include "../posts/post.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+/* Opens (creating the folder and the file, mode 0700/0600) and migrates.
+ * readonly: for commands that only read (status, check). */
+struct store *store_open(const char *dir, int readonly, struct diag *err);
+void store_close(struct store *st);
+
+/* The last SQLite error, for logs. */
+const char *store_errmsg(struct store *st);
+
+__attribute__((warn_unused_result)) int store_begin(struct store *st); /* BEGIN IMMEDIATE */
+__attribute__((warn_unused_result)) int store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+/* 1 before the first publish pass has completed over this state. */
+int store_is_new(struct store *st);
+int store_mark_initialized(struct store *st);
+
+/* When path was first seen; records now if it never was. -1 on error. */
+int64_t store_first_seen(struct store *st, const char *path, int64_t now);
+
+/* What the publisher needs to know of a stored post without loading it. */
+struct store_row {
+    char *path;
+    char *slug;
+    char *url;
+    char *title;
+    unsigned char hash[32];
+    int64_t date;
+    int64_t updated;
+    int draft;
+    int published;
+};
+
+/* Every stored post, ordered by path. The caller frees with store_rows_free. */
+int store_rows(struct store *st, struct store_row **rows, size_t *n);
+void store_rows_free(struct store_row *rows, size_t n);
+
+/* Inserts or replaces the post stored for p->path; published kept as given. */
+int store_post_put(struct store *st, const struct post *p, int64_t updated, int published);
+int store_post_set_published(struct store *st, const char *path, int published);
+int store_post_delete(struct store *st, const char *path);
+
+/*
+ * Calls fn for each published post, newest first (date, then slug), each a
+ * fresh struct post that fn owns (must post_free it, or keep it). with_html 0
+ * leaves html NULL. Stops and returns fn's value when it is not 0.
+ */
+typedef int (*store_post_fn)(void *arg, struct post *p);
+int store_each_published(struct store *st, int with_html, store_post_fn fn, void *arg);
+
+/* Appends one event to the announcement log; returns its seq, or -1. */
+int64_t store_announce(struct store *st, const char *kind, const char *slug, const char *url,
+                       const char *title, int64_t ts);
+
+#endif
