@@ -89,11 +89,12 @@ test_fileio_OBJS    := lib/fileio.o lib/buf.o
 test_yaml_tree_OBJS := lib/yaml_tree.o lib/diag.o
 test_config_OBJS    := config/config.o lib/yaml_tree.o lib/diag.o lib/buf.o
 test_mustache_OBJS  := lib/mustache.o lib/buf.o lib/diag.o
-test_post_OBJS      := posts/post_read.o posts/post_md.o posts/post_scan.o lib/yaml_tree.o \
+test_post_OBJS      := posts/post_read.o posts/post_md.o posts/post_scan.o config/config.o lib/yaml_tree.o \
                        lib/diag.o lib/buf.o lib/text.o lib/timefmt.o lib/fileio.o
 test_feeds_OBJS     := $(FEEDS_SRCS:%.c=%.o) lib/mustache.o lib/buf.o lib/diag.o lib/text.o \
                        lib/timefmt.o lib/fileio.o
-test_store_OBJS     := store/store.o lib/buf.o lib/diag.o lib/fileio.o lib/log.o
+test_store_OBJS     := store/store.o posts/post_read.o posts/post_md.o config/config.o lib/yaml_tree.o \
+                       lib/buf.o lib/diag.o lib/fileio.o lib/log.o lib/text.o lib/timefmt.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 .PHONY: nashra all deps deps-test run test unit integration bench lint format install clean check
@@ -149,8 +150,8 @@ test: deps-test
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
 
-integration: nashra
-	NASHRA=$(CURDIR)/nashra $(PYTHON) tests/integration/run.py
+integration: $(BUILD)/nashra
+	NASHRA=$(CURDIR)/$(BUILD)/nashra $(PYTHON) tests/integration/run.py
 
 bench: deps
 	$(call apt_install,$(DEB_BENCH))

@@ -3,11 +3,11 @@
  *
  * Every key has a default; unknown keys are errors with line, column and the
  * nearest known key ("did you mean"); "${NAME}" in a string is replaced by
- * that environment variable (unset: error); a key ending in "_file" reads its
- * value from that file (the struct holds both: the path and, for secrets,
- * the contents); relative paths are made absolute against the config file's
- * folder. A reload builds a new struct and swaps it whole.
- * Uses libyaml through lib/yaml_tree, and nothing else of ours.
+ * that environment variable (unset: error); smtp.password_file is read into
+ * the struct (the secret itself), other "_file" keys stay paths that their
+ * users open (activitypub.key_file, subscribe.secret_file); relative paths are made absolute
+ * against the config file's folder. A reload builds a new struct and swaps it whole. Uses libyaml
+ * through lib/yaml_tree, and nothing else of ours.
  */
 #ifndef NASHRA_CONFIG_H
 #define NASHRA_CONFIG_H
@@ -22,15 +22,15 @@ enum smtp_tls { SMTP_TLS_NONE, SMTP_TLS_STARTTLS, SMTP_TLS_TLS };
 enum mail_transport { MAIL_MAILDIR, MAIL_SMTP };
 
 struct config_list {
-    char *id;           /* [a-z0-9_-]+, unique */
-    char *name;         /* default: id */
-    char **categories;  /* NULL-terminated; ncategories == 0: every post */
+    char *id;          /* [a-z0-9_-]+, unique */
+    char *name;        /* default: id */
+    char **categories; /* NULL-terminated; ncategories == 0: every post */
     size_t ncategories;
     enum list_mode mode; /* default each */
-    char *schedule;     /* digest: "daily HH:MM" | "weekly mon HH:MM"; default "daily 08:00" */
-    char *subject;      /* Mustache; default "{{post.title}}" */
-    char *template;     /* absolute path, or NULL for the built-in template */
-    char *language;     /* default site.language */
+    char *schedule;      /* digest: "daily HH:MM" | "weekly mon HH:MM"; default "daily 08:00" */
+    char *subject;       /* Mustache; default "{{post.title}}" */
+    char *template;      /* absolute path, or NULL for the built-in template */
+    char *language;      /* default site.language */
 };
 
 struct config {
@@ -38,12 +38,12 @@ struct config {
     char *dir;  /* its folder: relative paths are resolved against it */
 
     struct {
-        char *title;    /* required */
-        char *url;      /* required; absolute http(s) URL, no trailing '/' */
-        char *host;     /* host[:port] part of url */
-        char *language; /* default "en" */
-        int rtl;        /* derived from language (ar fa he ur ps sd ug yi ckb dv) */
-        char *timezone; /* IANA name; default "UTC" */
+        char *title;        /* required */
+        char *url;          /* required; absolute http(s) URL, no trailing '/' */
+        char *host;         /* host[:port] part of url */
+        char *language;     /* default "en" */
+        int rtl;            /* derived from language (ar fa he ur ps sd ug yi ckb dv) */
+        char *timezone;     /* IANA name; default "UTC" */
         char *author_name;  /* default: site.title */
         char *author_email; /* default NULL */
     } site;
@@ -69,27 +69,27 @@ struct config {
         int trust_proxy; /* default 0 */
     } http;
     struct {
-        int enabled;        /* default 1 */
-        char *username;     /* default "news" */
-        char *display_name; /* default site.title */
-        char *summary;      /* default "" */
-        char *object_type;  /* "Article" (default) | "Note" */
-        char *actor_type;   /* "Service" (default) | "Person" */
-        char *icon;         /* URL or NULL */
+        int enabled;                 /* default 1 */
+        char *username;              /* default "news" */
+        char *display_name;          /* default site.title */
+        char *summary;               /* default "" */
+        char *object_type;           /* "Article" (default) | "Note" */
+        char *actor_type;            /* "Service" (default) | "Person" */
+        char *icon;                  /* URL or NULL */
         int allow_insecure_loopback; /* tests only; default 0 */
     } activitypub;
     struct {
         enum mail_transport transport; /* default maildir */
         char *maildir_path;            /* default <state.dir>/outbox */
         struct {
-            char *host;         /* default "localhost" */
-            int port;           /* default 587 (465 with tls: tls, 25 with none) */
-            enum smtp_tls tls;  /* default starttls */
-            char *username;     /* default NULL: no AUTH */
-            char *password;     /* from password or password_file; NULL if neither */
-            int connections;    /* default 4 */
-            int rate;           /* messages per second; default 50; 0 = unlimited */
-            int timeout;        /* seconds; default 30 */
+            char *host;        /* default "localhost" */
+            int port;          /* default 587 (465 with tls: tls, 25 with none) */
+            enum smtp_tls tls; /* default starttls */
+            char *username;    /* default NULL: no AUTH */
+            char *password;    /* from password or password_file; NULL if neither */
+            int connections;   /* default 4 */
+            int rate;          /* messages per second; default 50; 0 = unlimited */
+            int timeout;       /* seconds; default 30 */
         } smtp;
         char *from;        /* "Name <addr>"; default "<site.title> <news@host>" */
         char *secret_file; /* default <state.dir>/secret */

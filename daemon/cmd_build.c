@@ -40,12 +40,10 @@ static const char check_usage[] =
 
 int cmd_parse(int argc, char **argv, const char *usage, int allow_deliver, struct cmd_opts *o)
 {
-    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
-                                             {"verbose", no_argument, NULL, 'v'},
-                                             {"quiet", no_argument, NULL, 'q'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {"deliver", no_argument, NULL, 'D'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
+        {"deliver", no_argument, NULL, 'D'},      {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     o->config = "nashra.yaml";
     optind = 1;

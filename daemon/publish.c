@@ -136,6 +136,7 @@ struct pass {
     struct publish_stats *stats;
     int64_t now;
     int first_run;
+    int rerender;             /* the settings posts are rendered with changed: re-read all */
     struct store_row *before; /* the store as this pass found it, by path */
     size_t nbefore;
     struct slugset claimed; /* slug -> first path (this pass) that holds it */
@@ -195,7 +196,7 @@ static int pass_file(struct pass *ps, const char *path)
     if (old) {
         unsigned char h[32];
         SHA256((const unsigned char *)buf_str(&data), data.len, h);
-        if (!memcmp(h, old->hash, 32))
+        if (!memcmp(h, old->hash, 32) && !ps->rerender)
             goto claim; /* unchanged since the last pass */
     }
     ps->stats->parsed++;
@@ -206,7 +207,10 @@ static int pass_file(struct pass *ps, const char *path)
         diag_set(&d, 0, 0, "slug '%s' is already used by %s", p->slug, owner);
         goto rejected;
     }
-    int64_t updated = p->updated ? p->updated : old ? ps->now : p->date;
+    int64_t updated = p->updated                               ? p->updated
+                      : old && !memcmp(old->hash, p->hash, 32) ? old->updated
+                      : old                                    ? ps->now
+                                                               : p->date;
     if (store_post_put(ps->st, p, updated, old ? old->published : 0) < 0) {
         rc = -1;
         goto out;
@@ -240,8 +244,7 @@ static int pass_deleted(struct pass *ps, const struct post_scan *scan)
 {
     for (size_t i = 0; i < ps->nbefore; i++) {
         struct store_row *r = &ps->before[i];
-        if (bsearch(&r->path, scan->paths, scan->n, sizeof *scan->paths,
-                    strcmp_indirect))
+        if (bsearch(&r->path, scan->paths, scan->n, sizeof *scan->paths, strcmp_indirect))
             continue;
         if (r->published && announce(ps, "removed", r->slug, r->url, r->title) < 0)
             return -1;
@@ -299,8 +302,28 @@ out:
     return rc;
 }
 
+/*
+ * A digest of the settings a stored post's rendering depends on: when it
+ * changes (a new site.url, allow_html turned on), every post is read again.
+ */
+static void render_key(const struct config *cfg, char out[65])
+{
+    struct buf k;
+    unsigned char h[32];
+    buf_init(&k, 0);
+    int rc = buf_printf(&k, "v1|%s|%s|%s|%s|%s|%d|%zu", cfg->site.url, cfg->site.language,
+                        cfg->site.timezone, cfg->site.author_name ? cfg->site.author_name : "",
+                        cfg->site.title, cfg->content.allow_html, cfg->content.max_bytes);
+    SHA256((const unsigned char *)buf_str(&k), rc == 0 ? k.len : 0, h);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
+    buf_free(&k);
+}
+
 static int pass_state(struct pass *ps)
 {
+    char key[65];
+    char *old_key = NULL;
     struct post_scan scan;
     struct diag d = {0};
     int rc = -1;
@@ -312,11 +335,21 @@ static int pass_state(struct pass *ps)
     if (store_begin(ps->st) < 0)
         goto out;
     ps->first_run = store_is_new(ps->st);
+    render_key(ps->cfg, key);
+    old_key = store_meta_get(ps->st, "render_key");
+    ps->rerender = !old_key || strcmp(old_key, key);
+    if (ps->rerender && store_meta_put(ps->st, "render_key", key) < 0)
+        goto rollback;
     if (store_rows(ps->st, &ps->before, &ps->nbefore) < 0)
         goto rollback;
-    for (size_t i = 0; i < scan.n; i++)
+    int progress = scan.n >= 1000 && isatty(STDERR_FILENO);
+    for (size_t i = 0; i < scan.n; i++) {
         if (pass_file(ps, scan.paths[i]) < 0)
             goto rollback;
+        if (progress && (i % 250 == 0 || i + 1 == scan.n))
+            fprintf(stderr, "\rreading posts: %zu/%zu%s", i + 1, scan.n,
+                    i + 1 == scan.n ? "\n" : "");
+    }
     if (pass_deleted(ps, &scan) < 0 || pass_publish(ps) < 0)
         goto rollback;
     if (ps->first_run && store_mark_initialized(ps->st) < 0)
@@ -329,6 +362,7 @@ rollback:
     log_event(LOG_ERROR, "state", "error=%s", log_quote(store_errmsg(ps->st)));
     store_rollback(ps->st);
 out:
+    free(old_key);
     for (size_t i = 0; i < ps->claimed.n; i++) {
         free(ps->claimed.slug[i]);
         free(ps->claimed.path[i]);
@@ -463,8 +497,8 @@ static int write_feed(struct outputs *o, struct feed_acc *f)
     int rc = f->category ? buf_printf(&dir, "categories/%s/", f->slug) : buf_puts(&dir, "");
     fs.dir = buf_str(&dir);
     static const char *const names[] = {"feed.xml", "atom.xml", "feed.json"};
-    int (*const writers[])(const struct config *, const struct feed_set *, struct buf *) = {
-        feed_rss, feed_atom, feed_json};
+    int (*const writers[])(const struct config *, const struct feed_set *,
+                           struct buf *) = {feed_rss, feed_atom, feed_json};
     for (int i = 0; rc == 0 && i < 3; i++) {
         struct buf rel;
         buf_init(&rel, 0);

@@ -43,8 +43,8 @@ struct html_templates *html_templates_load(const struct config *cfg, struct diag
 void html_templates_free(struct html_templates *t);
 
 /* posts/{slug}/index.html for p (p->html filled). */
-int html_post_page(const struct config *cfg, const struct html_templates *t,
-                   const struct post *p, struct buf *out);
+int html_post_page(const struct config *cfg, const struct html_templates *t, const struct post *p,
+                   struct buf *out);
 
 /* index.html: every published post, newest first (html may be NULL). */
 int html_index_page(const struct config *cfg, const struct html_templates *t,

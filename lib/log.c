@@ -35,8 +35,8 @@ void log_event(enum log_level lvl, const char *event, const char *fmt, ...)
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
 
     char line[4096];
-    int n = snprintf(line, sizeof line, "ts=%s.%03ldZ level=%s event=%s", ts,
-                     now.tv_nsec / 1000000, level_names[lvl], event);
+    int n = snprintf(line, sizeof line, "ts=%s.%03ldZ level=%s event=%s", ts, now.tv_nsec / 1000000,
+                     level_names[lvl], event);
     if (n < 0)
         return;
     if (fmt && *fmt && (size_t)n < sizeof line - 2) {

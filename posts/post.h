@@ -18,26 +18,26 @@
 enum post_kind { POST_MARKDOWN, POST_TEXT };
 
 struct post {
-    char *path;         /* relative to content.dir, '/'-separated: "2024/a.md" */
+    char *path; /* relative to content.dir, '/'-separated: "2024/a.md" */
     enum post_kind kind;
-    char *slug;         /* UTF-8, never holds / ? # % whitespace or "..": safe as a folder name */
-    char *url;          /* {site.url}/posts/{percent-encoded slug}/ */
-    char *title;        /* plain text, one line */
+    char *slug;  /* UTF-8, never holds / ? # % whitespace or "..": safe as a folder name */
+    char *url;   /* {site.url}/posts/{percent-encoded slug}/ */
+    char *title; /* plain text, one line */
     char *author;
-    char *summary;      /* plain text, <= ~280 characters, cut at a word */
-    char *lang;         /* BCP 47 */
-    int rtl;            /* direction of lang (or front matter dir: rtl|ltr) */
-    char *image;        /* absolute URL, or NULL */
-    char **categories;  /* ncategories strings */
+    char *summary;     /* plain text, <= ~280 characters, cut at a word */
+    char *lang;        /* BCP 47 */
+    int rtl;           /* direction of lang (or front matter dir: rtl|ltr) */
+    char *image;       /* absolute URL, or NULL */
+    char **categories; /* ncategories strings */
     size_t ncategories;
     char **tags;
     size_t ntags;
-    int64_t date;       /* seconds since the epoch (UTC) */
-    int64_t updated;    /* front matter `updated`, or 0: the store decides */
-    int has_date;       /* date came from the front matter */
+    int64_t date;    /* seconds since the epoch (UTC) */
+    int64_t updated; /* front matter `updated`, or 0: the store decides */
+    int has_date;    /* date came from the front matter */
     int draft;
-    int newsletter;     /* default 1 */
-    char *html;         /* body: sanitised HTML, links absolute, XML-safe UTF-8 */
+    int newsletter; /* default 1 */
+    char *html;     /* body: sanitised HTML, links absolute, XML-safe UTF-8 */
     size_t html_len;
     unsigned char hash[32]; /* SHA-256 of the file's bytes */
 };
@@ -55,8 +55,8 @@ struct post *post_read(const struct config *cfg, const char *relpath, int64_t fi
                        struct diag *err);
 
 /* The same from bytes already in memory (tests, fuzzing). */
-struct post *post_parse(const struct config *cfg, const char *relpath, const char *data,
-                        size_t len, int64_t first_seen, struct diag *err);
+struct post *post_parse(const struct config *cfg, const char *relpath, const char *data, size_t len,
+                        int64_t first_seen, struct diag *err);
 
 void post_free(struct post *p);
 

@@ -200,16 +200,16 @@ static int put_entity(struct buf *out, const char *e, size_t n, int escape, int 
     static const struct {
         const char *name;
         uint32_t cp;
-    } named[] = {{"&amp;", '&'},  {"&lt;", '<'},     {"&gt;", '>'},
+    } named[] = {{"&amp;", '&'},  {"&lt;", '<'},    {"&gt;", '>'},
                  {"&quot;", '"'}, {"&apos;", '\''}, {"&nbsp;", 0xA0}};
     uint32_t cp = 0;
     int found = 0;
     if (n > 3 && e[1] == '#') {
         int hex = e[2] == 'x' || e[2] == 'X';
         for (size_t i = hex ? 3 : 2; i + 1 < n && cp <= 0x10FFFF; i++)
-            cp = cp * (hex ? 16 : 10) +
-                 (uint32_t)(isdigit((unsigned char)e[i]) ? e[i] - '0'
-                                                         : (tolower((unsigned char)e[i]) - 'a' + 10));
+            cp = cp * (hex ? 16 : 10) + (uint32_t)(isdigit((unsigned char)e[i])
+                                                       ? e[i] - '0'
+                                                       : (tolower((unsigned char)e[i]) - 'a' + 10));
         found = 1;
     } else {
         for (size_t k = 0; k < sizeof named / sizeof *named; k++)

@@ -432,22 +432,24 @@ static int check_bytes(const char *data, size_t len, struct diag *err)
         size_t nul = 0;
         for (size_t k = 0; k < len && k < 8192; k++)
             nul += data[k] == '\0';
-        diag_set(err, line, col, nul ? "not text: binary data (NUL bytes)"
-                                     : "not UTF-8: invalid byte 0x%02x",
+        diag_set(err, line, col,
+                 nul ? "not text: binary data (NUL bytes)" : "not UTF-8: invalid byte 0x%02x",
                  (unsigned char)data[bad]);
         return -1;
     }
     return 0;
 }
 
-struct post *post_parse(const struct config *cfg, const char *relpath, const char *data,
-                        size_t len, int64_t first_seen, struct diag *err)
+struct post *post_parse(const struct config *cfg, const char *relpath, const char *data, size_t len,
+                        int64_t first_seen, struct diag *err)
 {
     struct post *p = calloc(1, sizeof *p);
     struct ydoc *doc = NULL;
     struct render_out ro;
+    struct buf clean;
     char *slug = NULL;
     render_out_init(&ro, cfg->content.max_bytes * 4 + 4096);
+    buf_init(&clean, len + 1);
     if (!p)
         goto fail;
     p->path = strdup(relpath);
@@ -460,17 +462,23 @@ struct post *post_parse(const struct config *cfg, const char *relpath, const cha
     }
     if (check_bytes(data, len, err) < 0)
         goto fail;
+    /* Characters XML forbids (C0 controls but tab and newlines, U+FFFE,
+     * U+FFFF) go before anything reads the post, front matter included:
+     * libyaml rejects them and no output may carry them. */
+    if (text_xml_clean(&clean, data, len) < 0)
+        goto oom;
+    data = buf_str(&clean);
+    len = clean.len;
 
     const char *fm;
     size_t fm_len, body_off;
     if (split_front_matter(data, len, &fm, &fm_len, &body_off, err) < 0)
         goto fail;
-    if (fm) {
-        if (!(doc = ydoc_parse(fm, fm_len, 2, err)))
-            goto fail;
-        if (apply_front_matter(cfg, p, ydoc_root(doc), &slug, err) < 0)
-            goto fail;
-    }
+    if (fm && !(doc = ydoc_parse(fm, fm_len, 2, err)))
+        goto fail;
+    /* Without front matter every field takes its default. */
+    if (apply_front_matter(cfg, p, doc ? ydoc_root(doc) : NULL, &slug, err) < 0)
+        goto fail;
     if (!slug)
         slug = stem_of(relpath);
     if (!slug || !(p->url = make_url(cfg, slug)))
@@ -478,8 +486,9 @@ struct post *post_parse(const struct config *cfg, const char *relpath, const cha
 
     const char *body = data + body_off;
     size_t blen = len - body_off;
-    int rc = p->kind == POST_TEXT ? render_text(body, blen, &ro)
-                                  : render_markdown(body, blen, p->url, cfg->content.allow_html, &ro);
+    int rc = p->kind == POST_TEXT
+                 ? render_text(body, blen, &ro)
+                 : render_markdown(body, blen, p->url, cfg->content.allow_html, &ro);
     if (rc < 0) {
         diag_set(err, 0, 0, "the body could not be rendered (too large?)");
         goto fail;
@@ -498,6 +507,7 @@ struct post *post_parse(const struct config *cfg, const char *relpath, const cha
     }
     ydoc_free(doc);
     render_out_free(&ro);
+    buf_free(&clean);
     return p;
 oom:
     diag_set(err, 0, 0, "out of memory");
@@ -505,6 +515,7 @@ fail:
     free(slug);
     ydoc_free(doc);
     render_out_free(&ro);
+    buf_free(&clean);
     post_free(p);
     return NULL;
 }

@@ -34,7 +34,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [S_META_PUT] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
     [S_ROWS] = "SELECT path, slug, hash, date, updated, draft, published, url, title FROM posts "
-              "ORDER BY path",
+               "ORDER BY path",
     [S_POST_PUT] = "INSERT OR REPLACE INTO posts(path, slug, hash, kind, url, title, author, "
                    "summary, lang, rtl, image, categories, tags, date, updated, draft, "
                    "newsletter, html, published) VALUES "
@@ -101,8 +101,7 @@ static int migrate(struct store *st, struct diag *err)
         if (exec(st, "BEGIN IMMEDIATE") < 0)
             goto fail;
         if (exec(st, migrations[v]) < 0 || exec(st, pragma) < 0) {
-            diag_set(err, 0, 0, "migrating state to version %d: %s", v + 1,
-                     sqlite3_errmsg(st->db));
+            diag_set(err, 0, 0, "migrating state to version %d: %s", v + 1, sqlite3_errmsg(st->db));
             exec(st, "ROLLBACK");
             return -1;
         }
@@ -191,6 +190,12 @@ static sqlite3_stmt *use(struct store *st, enum stmt_id id)
     return s;
 }
 
+static char *col_strdup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
 static int step_done(sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);
@@ -209,9 +214,23 @@ int store_is_new(struct store *st)
 
 int store_mark_initialized(struct store *st)
 {
+    return store_meta_put(st, "initialized", "1");
+}
+
+char *store_meta_get(struct store *st, const char *key)
+{
+    sqlite3_stmt *s = use(st, S_META_GET);
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    char *v = sqlite3_step(s) == SQLITE_ROW ? col_strdup(s, 0) : NULL;
+    sqlite3_reset(s);
+    return v;
+}
+
+int store_meta_put(struct store *st, const char *key, const char *value)
+{
     sqlite3_stmt *s = use(st, S_META_PUT);
-    sqlite3_bind_text(s, 1, "initialized", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, "1", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
     return step_done(s);
 }
 
@@ -229,12 +248,6 @@ int64_t store_first_seen(struct store *st, const char *path, int64_t now)
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, now);
     return step_done(s) == 0 ? now : -1;
-}
-
-static char *col_strdup(sqlite3_stmt *s, int i)
-{
-    const unsigned char *t = sqlite3_column_text(s, i);
-    return t ? strdup((const char *)t) : NULL;
 }
 
 int store_rows(struct store *st, struct store_row **rows, size_t *n)

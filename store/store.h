@@ -38,6 +38,10 @@ void store_rollback(struct store *st);
 int store_is_new(struct store *st);
 int store_mark_initialized(struct store *st);
 
+/* Small named values (meta table). get: a malloc'd copy, or NULL. */
+char *store_meta_get(struct store *st, const char *key);
+int store_meta_put(struct store *st, const char *key, const char *value);
+
 /* When path was first seen; records now if it never was. -1 on error. */
 int64_t store_first_seen(struct store *st, const char *path, int64_t now);
 
