@@ -25,12 +25,12 @@ PKGS := yaml-0.1 libxml-2.0 md4c jansson sqlite3 libcrypto
 WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
         -Wmissing-prototypes -Wvla -Wformat=2 -Wno-unused-parameter
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP
+override CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP
 LDLIBS  =
 
 ifeq ($(SANITIZE),1)
-CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDFLAGS += -fsanitize=address,undefined
+override CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=address,undefined
 BUILD   := build-san
 else
 BUILD   := build
@@ -40,8 +40,8 @@ ifneq ($(MAKECMDGOALS),deps)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 endif
-CFLAGS += $(PKG_CFLAGS)
-LDLIBS += $(PKG_LIBS) -lm
+override CFLAGS += $(PKG_CFLAGS)
+override LDLIBS += $(PKG_LIBS) -lm
 
 # Infrastructure: each file stands alone (see ARCHITECTURE in README).
 LIB_SRCS := \
@@ -111,6 +111,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+.SECONDARY:
 .SECONDEXPANSION:
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o $$(addprefix $(BUILD)/,$$(test_%_OBJS))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka

@@ -514,9 +514,30 @@ static int write_feed(struct outputs *o, struct feed_acc *f)
     return rc;
 }
 
-/* Removes dir/NAME/index-like files of pages that are no longer published:
- * every child folder of output/<sub> not in keep (sorted). */
-static void prune(struct outputs *o, const char *sub, char **keep, size_t nkeep)
+/* 1 if the folder holds nothing but files named in ours (what nashra writes
+ * there); a folder with anything else in it is the user's, and stays. */
+static int only_ours(const char *dir, const char *const *ours)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int mine = d != NULL;
+    while (mine && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        mine = 0;
+        for (size_t i = 0; ours[i]; i++)
+            if (!strcmp(de->d_name, ours[i]))
+                mine = 1;
+    }
+    if (d)
+        closedir(d);
+    return mine;
+}
+
+/* Removes output/<sub>/NAME for each NAME not in keep (sorted) whose folder
+ * holds only the files nashra writes there (ours). */
+static void prune(struct outputs *o, const char *sub, char **keep, size_t nkeep,
+                  const char *const *ours)
 {
     char *dir = path_join(o->cfg->output.dir, sub);
     DIR *d = dir ? opendir(dir) : NULL;
@@ -528,20 +549,16 @@ static void prune(struct outputs *o, const char *sub, char **keep, size_t nkeep)
         if (bsearch(&name, keep, nkeep, sizeof *keep, strcmp_indirect))
             continue;
         char *child = path_join(dir, name);
-        DIR *cd = child ? opendir(child) : NULL;
-        struct dirent *ce;
-        while (cd && (ce = readdir(cd))) {
-            if (!strcmp(ce->d_name, ".") || !strcmp(ce->d_name, ".."))
-                continue;
-            char *f = path_join(child, ce->d_name);
-            if (f)
-                unlink(f);
-            free(f);
+        if (child && only_ours(child, ours)) {
+            for (size_t i = 0; ours[i]; i++) {
+                char *f = path_join(child, ours[i]);
+                if (f)
+                    unlink(f);
+                free(f);
+            }
+            if (rmdir(child) == 0)
+                log_event(LOG_INFO, "output_removed", "path=%s", log_quote(child));
         }
-        if (cd)
-            closedir(cd);
-        if (child && rmdir(child) == 0)
-            log_event(LOG_INFO, "output_removed", "path=%s", log_quote(child));
         free(child);
     }
     if (d)
@@ -557,11 +574,13 @@ static void prune_all(struct outputs *o)
     for (size_t i = 0; i < o->nall; i++)
         keep[i] = o->all[i]->slug;
     qsort(keep, o->nall, sizeof *keep, strcmp_indirect);
-    prune(o, "posts", keep, o->nall);
+    static const char *const page[] = {"index.html", NULL};
+    static const char *const feeds[] = {"feed.xml", "atom.xml", "feed.json", NULL};
+    prune(o, "posts", keep, o->nall, page);
     for (size_t i = 0; i < o->ncats; i++)
         keep[i] = o->cats[i].slug;
     qsort(keep, o->ncats, sizeof *keep, strcmp_indirect);
-    prune(o, "categories", keep, o->cfg->feeds.categories ? o->ncats : 0);
+    prune(o, "categories", keep, o->cfg->feeds.categories ? o->ncats : 0, feeds);
     free(keep);
 }
 

@@ -8,6 +8,7 @@
 #include "text.h"
 
 #include <stdint.h>
+#include <string.h>
 
 /* Classes of a byte, for the scanners below. */
 enum {
@@ -162,6 +163,17 @@ static int xml_scan(struct buf *out, const char *s, size_t len, int escape)
     size_t i = 0, run = 0;
 
     while (i < len) {
+        if (!escape) { /* fast path: eight printable ASCII bytes at a time */
+            while (i + 8 <= len) {
+                uint64_t w;
+                memcpy(&w, p + i, 8);
+                if ((w | (w - 0x2020202020202020ULL)) & 0x8080808080808080ULL)
+                    break; /* a byte below 0x20 or above 0x7F: look closer */
+                i += 8;
+            }
+            if (i >= len)
+                break;
+        }
         unsigned char cls = byte_class[p[i]];
         size_t n = 1;
         if (cls == C_OK || (cls == C_ESC && !escape)) {

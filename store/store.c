@@ -23,6 +23,9 @@ enum stmt_id {
     S_POST_PUT,
     S_POST_PUBLISHED,
     S_POST_DELETE,
+    S_BODY_PUT,
+    S_BODY_GET,
+    S_BODY_DELETE,
     S_EACH_PUBLISHED,
     S_ANNOUNCE,
     S_COUNT
@@ -37,14 +40,17 @@ static const char *const stmt_sql[S_COUNT] = {
                "ORDER BY path",
     [S_POST_PUT] = "INSERT OR REPLACE INTO posts(path, slug, hash, kind, url, title, author, "
                    "summary, lang, rtl, image, categories, tags, date, updated, draft, "
-                   "newsletter, html, published) VALUES "
-                   "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
+                   "newsletter, published) VALUES "
+                   "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
     [S_POST_PUBLISHED] = "UPDATE posts SET published = ?2 WHERE path = ?1",
     [S_POST_DELETE] = "DELETE FROM posts WHERE path = ?1",
+    [S_BODY_PUT] = "INSERT OR REPLACE INTO bodies(path, html) VALUES (?1, ?2)",
+    [S_BODY_GET] = "SELECT html FROM bodies WHERE path = ?1",
+    [S_BODY_DELETE] = "DELETE FROM bodies WHERE path = ?1",
     [S_EACH_PUBLISHED] = "SELECT path, slug, hash, kind, url, title, author, summary, lang, rtl, "
                          "image, categories, tags, date, updated, draft, newsletter, "
-                         "CASE WHEN ?1 THEN html END FROM posts WHERE published = 1 "
-                         "ORDER BY date DESC, slug ASC",
+                         "CASE WHEN ?1 THEN (SELECT html FROM bodies b WHERE b.path = p.path) "
+                         "END FROM posts p WHERE published = 1 ORDER BY date DESC, slug ASC",
     [S_ANNOUNCE] = "INSERT INTO announcements(ts, kind, slug, url, title) VALUES (?1,?2,?3,?4,?5)",
 };
 
@@ -57,8 +63,10 @@ static const char *const migrations[] = {
     "  url TEXT NOT NULL, title TEXT NOT NULL, author TEXT NOT NULL, summary TEXT NOT NULL,"
     "  lang TEXT NOT NULL, rtl INTEGER NOT NULL, image TEXT, categories TEXT NOT NULL,"
     "  tags TEXT NOT NULL, date INTEGER NOT NULL, updated INTEGER NOT NULL,"
-    "  draft INTEGER NOT NULL, newsletter INTEGER NOT NULL, html TEXT NOT NULL,"
+    "  draft INTEGER NOT NULL, newsletter INTEGER NOT NULL,"
     "  published INTEGER NOT NULL DEFAULT 0);"
+    /* Bodies apart: scans of posts stay small (no overflow pages to walk). */
+    "CREATE TABLE bodies(path TEXT PRIMARY KEY, html TEXT NOT NULL);"
     "CREATE INDEX posts_published ON posts(published, date);"
     "CREATE TABLE announcements("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
@@ -356,8 +364,12 @@ int store_post_put(struct store *st, const struct post *p, int64_t updated, int 
     sqlite3_bind_int64(s, 15, updated);
     sqlite3_bind_int(s, 16, p->draft);
     sqlite3_bind_int(s, 17, p->newsletter);
-    sqlite3_bind_text(s, 18, p->html, (int)p->html_len, SQLITE_STATIC);
-    sqlite3_bind_int(s, 19, published);
+    sqlite3_bind_int(s, 18, published);
+    if ((rc = step_done(s)) < 0)
+        goto out;
+    s = use(st, S_BODY_PUT);
+    sqlite3_bind_text(s, 1, p->path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, p->html ? p->html : "", (int)p->html_len, SQLITE_STATIC);
     rc = step_done(s);
 out:
     free(cats);
@@ -377,7 +389,28 @@ int store_post_delete(struct store *st, const char *path)
 {
     sqlite3_stmt *s = use(st, S_POST_DELETE);
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    if (step_done(s) < 0)
+        return -1;
+    s = use(st, S_BODY_DELETE);
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
     return step_done(s);
+}
+
+int store_post_html(struct store *st, struct post *p)
+{
+    sqlite3_stmt *s = use(st, S_BODY_GET);
+    sqlite3_bind_text(s, 1, p->path, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        free(p->html);
+        p->html_len = (size_t)sqlite3_column_bytes(s, 0);
+        p->html = col_strdup(s, 0);
+        rc = p->html ? 0 : -1;
+    } else {
+        rc = -1;
+    }
+    sqlite3_reset(s);
+    return rc;
 }
 
 static struct post *post_from_row(sqlite3_stmt *s)

@@ -67,6 +67,9 @@ int store_post_put(struct store *st, const struct post *p, int64_t updated, int 
 int store_post_set_published(struct store *st, const char *path, int published);
 int store_post_delete(struct store *st, const char *path);
 
+/* Loads the stored HTML of p (by p->path) into p->html. 0, or -1. */
+int store_post_html(struct store *st, struct post *p);
+
 /*
  * Calls fn for each published post, newest first (date, then slug), each a
  * fresh struct post that fn owns (must post_free it, or keep it). with_html 0

@@ -127,6 +127,19 @@ class RebuildTest(SiteTestCase):
         self.assertEqual(self.new_events(seq), [('removed', 'mixed-direction')])
         self.assertNotIn('mixed-direction', self.feed_titles())
         self.assertFalse(os.path.exists(self.s.out_path('posts/mixed-direction/index.html')))
+        self.assertFalse(os.path.exists(self.s.out_path('posts/mixed-direction')))
+
+    def test_user_files_in_output_survive(self):
+        """Pruning removes only the folders nashra wrote: an image the user
+        put under posts/ (where a post's ../images/x.png points) stays."""
+        user = self.s.out_path('posts/images/banner.png')
+        os.makedirs(os.path.dirname(user))
+        with open(user, 'wb') as f:
+            f.write(b'\x89PNG')
+        self.s.remove('2024/mixed-direction.md')
+        self.build()
+        self.assertFalse(os.path.exists(self.s.out_path('posts/mixed-direction')))
+        self.assertTrue(os.path.exists(user), 'a file nashra did not write was deleted')
 
     def test_scheduled_post_published_when_due(self):
         seq = self.last_seq()
