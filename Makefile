@@ -16,11 +16,11 @@ PYTHON  := /usr/bin/python3
 
 # Debian packages the build and the tests need (SPEC §1).
 DEB_BUILD := build-essential pkg-config libyaml-dev libxml2-dev libmd4c-dev \
-             libjansson-dev libsqlite3-dev libssl-dev libcmocka-dev tzdata
+             libjansson-dev libsqlite3-dev libssl-dev libmicrohttpd-dev libcmocka-dev tzdata
 DEB_TEST  := python3 python3-feedparser libxml2-utils trang locales sqlite3 clang-format
 DEB_BENCH := hugo time
 
-PKGS := yaml-0.1 libxml-2.0 md4c jansson sqlite3 libcrypto
+PKGS := yaml-0.1 libxml-2.0 md4c jansson sqlite3 libcrypto libmicrohttpd
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
         -Wmissing-prototypes -Wvla -Wformat=2 -Wno-unused-parameter
@@ -50,6 +50,7 @@ LIB_SRCS := \
 	lib/fileio.c \
 	lib/log.c \
 	lib/mustache.c \
+	lib/sdnotify.c \
 	lib/text.c \
 	lib/timefmt.c \
 	lib/yaml_tree.c
@@ -73,7 +74,14 @@ FEEDS_SRCS := \
 
 DAEMON_SRCS := \
 	daemon/cmd_build.c \
-	daemon/publish.c
+	daemon/http.c \
+	daemon/http_metrics.c \
+	daemon/http_path.c \
+	daemon/http_static.c \
+	daemon/loop.c \
+	daemon/publish.c \
+	daemon/serve.c \
+	daemon/watch.c
 
 MAIN_SRC := daemon/main.c
 
@@ -81,7 +89,7 @@ CORE_SRCS := $(LIB_SRCS) $(CONFIG_SRCS) $(POSTS_SRCS) $(STORE_SRCS) $(FEEDS_SRCS
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 
 # Unit tests (cmocka): one file a module, each linked with the objects it needs.
-UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store
+UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http
 test_buf_OBJS       := lib/buf.o
 test_text_OBJS      := lib/text.o lib/buf.o
 test_timefmt_OBJS   := lib/timefmt.o
@@ -95,6 +103,8 @@ test_feeds_OBJS     := $(FEEDS_SRCS:%.c=%.o) lib/mustache.o lib/buf.o lib/diag.o
                        lib/timefmt.o lib/fileio.o
 test_store_OBJS     := store/store.o posts/post_read.o posts/post_md.o config/config.o lib/yaml_tree.o \
                        lib/buf.o lib/diag.o lib/fileio.o lib/log.o lib/text.o lib/timefmt.o
+test_http_OBJS      := daemon/http.o daemon/http_metrics.o daemon/http_path.o daemon/http_static.o \
+                       lib/buf.o lib/diag.o lib/log.o lib/text.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 .PHONY: nashra all deps deps-test run test unit integration bench lint format install clean check
@@ -142,8 +152,8 @@ deps-test: deps
 # --- run and test ------------------------------------------------------------
 run: deps
 	$(MAKE) nashra
-	./nashra build -c contrib/example/nashra.yaml
-	@echo "the example site is built in contrib/example/public/ (open index.html)"
+	@echo "nashra serve: the example site at http://127.0.0.1:8080/ (edit contrib/example/content/; Ctrl-C stops)"
+	./nashra serve -c contrib/example/nashra.yaml
 
 test: deps-test
 	$(MAKE) unit integration

@@ -17,6 +17,7 @@ static const char usage[] =
     "commands:\n"
     "  build     one full publish pass, then exit\n"
     "  check     validate config, templates and every post\n"
+    "  serve     the daemon: publish every change, serve HTTP\n"
     "\n"
     "`nashra COMMAND --help` tells more. See nashra(1) and nashra.yaml(5).\n";
 
@@ -25,7 +26,7 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"build", cmd_build}, {"check", cmd_check}};
+    } cmds[] = {{"build", cmd_build}, {"check", cmd_check}, {"serve", cmd_serve}};
 
     /* Output never depends on the locale: C for everything we format. */
     setlocale(LC_ALL, "C");

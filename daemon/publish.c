@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/sha.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/buf.h"
@@ -53,7 +54,8 @@ static const char *slugset_owner(const struct slugset *s, const char *slug)
     return NULL;
 }
 
-static int slugset_add(struct slugset *s, const char *slug, const char *path)
+/* Appends; the caller adds in slug order. */
+static int slugset_push(struct slugset *s, const char *slug, const char *path)
 {
     if (s->n == s->alloc) {
         size_t na = s->alloc ? s->alloc * 2 : 256;
@@ -67,7 +69,17 @@ static int slugset_add(struct slugset *s, const char *slug, const char *path)
         s->path = b;
         s->alloc = na;
     }
-    size_t i = s->n;
+    s->slug[s->n] = (char *)slug;
+    s->path[s->n++] = (char *)path;
+    return 0;
+}
+
+/* Inserts in slug order. */
+static int slugset_add(struct slugset *s, const char *slug, const char *path)
+{
+    if (slugset_push(s, slug, path) < 0)
+        return -1;
+    size_t i = s->n - 1;
     while (i > 0 && strcmp(s->slug[i - 1], slug) > 0) {
         s->slug[i] = s->slug[i - 1];
         s->path[i] = s->path[i - 1];
@@ -75,7 +87,6 @@ static int slugset_add(struct slugset *s, const char *slug, const char *path)
     }
     s->slug[i] = (char *)slug;
     s->path[i] = (char *)path;
-    s->n++;
     return 0;
 }
 
@@ -140,6 +151,9 @@ struct pass {
     struct store_row *before; /* the store as this pass found it, by path */
     size_t nbefore;
     struct slugset claimed; /* slug -> first path (this pass) that holds it */
+    char **paths;           /* incremental: only these files changed (sorted) */
+    size_t npaths;
+    struct slugset touched; /* slugs whose page must be written (incremental) */
 };
 
 static struct store_row *row_find(struct store_row *rows, size_t n, const char *path)
@@ -254,6 +268,17 @@ static int pass_deleted(struct pass *ps, const struct post_scan *scan)
     return 0;
 }
 
+/* Marks a page to be written by an incremental pass. */
+static int touch(struct pass *ps, const char *slug)
+{
+    char *k = strdup(slug);
+    if (!k || slugset_add(&ps->touched, k, k) < 0) {
+        free(k);
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * Each stored post's published state: not a draft, its date has come, and
  * its slug not taken by a post earlier in path order. Every change is one
@@ -294,6 +319,9 @@ static int pass_publish(struct pass *ps)
         }
         if (want != was && store_post_set_published(ps->st, r->path, want) < 0)
             goto out;
+        if (want && (!b || moved || !was || memcmp(b->hash, r->hash, 32)) &&
+            !slugset_owner(&ps->touched, r->slug) && touch(ps, r->slug) < 0)
+            goto out;
     }
     rc = 0;
 out:
@@ -320,14 +348,79 @@ static void render_key(const struct config *cfg, char out[65])
     buf_free(&k);
 }
 
+/*
+ * The incremental form of the state pass: only the changed paths are read
+ * (a path whose file is gone is removed); every other stored post keeps its
+ * slug, so a changed file that takes one is rejected.
+ */
+static int pass_paths(struct pass *ps)
+{
+    char **ks = calloc(ps->nbefore + 1, sizeof *ks);
+    char **kp = calloc(ps->nbefore + 1, sizeof *kp);
+    size_t n = 0;
+    if (!ks || !kp) {
+        free(ks);
+        free(kp);
+        return -1;
+    }
+    for (size_t i = 0; i < ps->nbefore; i++) {
+        struct store_row *r = &ps->before[i];
+        if (bsearch(&r->path, ps->paths, ps->npaths, sizeof *ps->paths, strcmp_indirect))
+            continue;
+        ks[n] = r->slug;
+        kp[n++] = r->path;
+    }
+    /* Sorted by slug for slugset_owner (inserting one by one is quadratic). */
+    int rc = 0;
+    char **pairs = calloc(2 * n + 1, sizeof *pairs);
+    if (!pairs)
+        rc = -1;
+    for (size_t i = 0; pairs && i < n; i++) {
+        pairs[2 * i] = ks[i];
+        pairs[2 * i + 1] = kp[i];
+    }
+    if (pairs)
+        qsort(pairs, n, 2 * sizeof *pairs, strcmp_indirect);
+    for (size_t i = 0; pairs && rc == 0 && i < n; i++) {
+        char *a = strdup(pairs[2 * i]), *b = strdup(pairs[2 * i + 1]);
+        if (!a || !b || slugset_push(&ps->claimed, a, b) < 0) {
+            free(a);
+            free(b);
+            rc = -1;
+        }
+    }
+    free(pairs);
+    free(ks);
+    free(kp);
+    for (size_t i = 0; rc == 0 && i < ps->npaths; i++) {
+        const char *path = ps->paths[i];
+        char *full = path_join(ps->cfg->content.dir, path);
+        struct stat sb;
+        int exists = full && stat(full, &sb) == 0 && !S_ISDIR(sb.st_mode);
+        free(full);
+        if (exists) {
+            rc = pass_file(ps, path);
+            continue;
+        }
+        struct store_row *r = row_find(ps->before, ps->nbefore, path);
+        if (!r)
+            continue;
+        if (r->published && announce(ps, "removed", r->slug, r->url, r->title) < 0)
+            rc = -1;
+        else if (store_post_delete(ps->st, r->path) < 0)
+            rc = -1;
+    }
+    return rc;
+}
+
 static int pass_state(struct pass *ps)
 {
     char key[65];
     char *old_key = NULL;
-    struct post_scan scan;
+    struct post_scan scan = {0};
     struct diag d = {0};
     int rc = -1;
-    if (post_scan(ps->cfg->content.dir, &scan, &d) < 0) {
+    if (!ps->paths && post_scan(ps->cfg->content.dir, &scan, &d) < 0) {
         diag_print(stderr, ps->cfg->content.dir, &d);
         return -1;
     }
@@ -338,10 +431,22 @@ static int pass_state(struct pass *ps)
     render_key(ps->cfg, key);
     old_key = store_meta_get(ps->st, "render_key");
     ps->rerender = !old_key || strcmp(old_key, key);
+    if (ps->rerender && ps->paths) { /* settings changed: a full pass is due */
+        rc = 1;
+        store_rollback(ps->st);
+        goto out;
+    }
     if (ps->rerender && store_meta_put(ps->st, "render_key", key) < 0)
         goto rollback;
     if (store_rows(ps->st, &ps->before, &ps->nbefore) < 0)
         goto rollback;
+    if (ps->paths) {
+        ps->stats->files = ps->nbefore;
+        if (pass_paths(ps) < 0 || pass_publish(ps) < 0 || store_commit(ps->st) < 0)
+            goto rollback;
+        rc = 0;
+        goto out;
+    }
     int progress = scan.n >= 1000 && isatty(STDERR_FILENO);
     for (size_t i = 0; i < scan.n; i++) {
         if (pass_file(ps, scan.paths[i]) < 0)
@@ -386,6 +491,8 @@ struct feed_acc {
 
 struct outputs {
     const struct config *cfg;
+    struct store *st;
+    const struct slugset *touched; /* incremental: the pages to write; NULL: all */
     const struct html_templates *tpl;
     struct publish_stats *stats;
     struct post **all; /* every published post, newest first */
@@ -460,18 +567,6 @@ static int on_post(void *arg, struct post *p)
     }
     o->all[o->nall++] = p;
 
-    buf_reset(&o->page);
-    struct buf rel;
-    buf_init(&rel, 0);
-    int rc = html_post_page(o->cfg, o->tpl, p, &o->page);
-    if (rc == 0)
-        rc = buf_printf(&rel, "posts/%s/index.html", p->slug);
-    if (rc == 0)
-        write_out(o, rel.data, &o->page);
-    buf_free(&rel);
-    if (rc < 0)
-        return -1;
-
     int items = o->cfg->feeds.items, kept = feed_take(&o->site, p, items);
     for (size_t i = 0; o->cfg->feeds.categories && i < p->ncategories; i++) {
         struct feed_acc *f = category_acc(o, p->categories[i]);
@@ -481,6 +576,22 @@ static int on_post(void *arg, struct post *p)
     }
     if (kept < 0)
         return -1;
+    int page = !o->touched || slugset_owner(o->touched, p->slug);
+    if (!p->html && (page || kept) && store_post_html(o->st, p) < 0)
+        return -1;
+    if (page) {
+        buf_reset(&o->page);
+        struct buf rel;
+        buf_init(&rel, 0);
+        int rc = html_post_page(o->cfg, o->tpl, p, &o->page);
+        if (rc == 0)
+            rc = buf_printf(&rel, "posts/%s/index.html", p->slug);
+        if (rc == 0)
+            write_out(o, rel.data, &o->page);
+        buf_free(&rel);
+        if (rc < 0)
+            return -1;
+    }
     if (!kept) { /* only the index needs it now: drop the body */
         free(p->html);
         p->html = NULL;
@@ -585,11 +696,12 @@ static void prune_all(struct outputs *o)
 }
 
 static int pass_outputs(const struct config *cfg, struct store *st,
-                        const struct html_templates *tpl, struct publish_stats *stats)
+                        const struct html_templates *tpl, const struct slugset *touched,
+                        struct publish_stats *stats)
 {
-    struct outputs o = {.cfg = cfg, .tpl = tpl, .stats = stats};
+    struct outputs o = {.cfg = cfg, .st = st, .tpl = tpl, .touched = touched, .stats = stats};
     buf_init(&o.page, 0);
-    int rc = store_each_published(st, 1, on_post, &o);
+    int rc = store_each_published(st, !touched, on_post, &o);
     if (rc == 0)
         rc = write_feed(&o, &o.site);
     for (size_t i = 0; rc == 0 && i < o.ncats; i++)
@@ -616,12 +728,49 @@ static int pass_outputs(const struct config *cfg, struct store *st,
     return rc < 0 || o.failed ? -1 : 0;
 }
 
+static void touched_free(struct slugset *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->slug[i]);
+    slugset_free(t);
+}
+
 int publish_run(const struct config *cfg, struct store *st, const struct html_templates *tpl,
                 struct publish_stats *stats)
 {
     struct pass ps = {.cfg = cfg, .st = st, .stats = stats, .now = timefmt_now()};
     memset(stats, 0, sizeof *stats);
-    if (pass_state(&ps) < 0)
+    int rc = pass_state(&ps);
+    touched_free(&ps.touched);
+    if (rc < 0)
         return -1;
-    return pass_outputs(cfg, st, tpl, stats);
+    return pass_outputs(cfg, st, tpl, NULL, stats);
+}
+
+int publish_changes(const struct config *cfg, struct store *st, const struct html_templates *tpl,
+                    char **paths, size_t npaths, struct publish_stats *stats)
+{
+    static char *none[1];
+    qsort(paths, npaths, sizeof *paths, strcmp_indirect);
+    size_t u = 0; /* once each */
+    for (size_t i = 0; i < npaths; i++)
+        if (!u || strcmp(paths[u - 1], paths[i]))
+            paths[u++] = paths[i];
+    npaths = u;
+    struct pass ps = {.cfg = cfg,
+                      .st = st,
+                      .stats = stats,
+                      .now = timefmt_now(),
+                      .paths = npaths ? paths : none,
+                      .npaths = npaths};
+    memset(stats, 0, sizeof *stats);
+    int rc = pass_state(&ps);
+    if (rc > 0) { /* the settings posts are rendered with changed */
+        touched_free(&ps.touched);
+        return publish_run(cfg, st, tpl, stats);
+    }
+    if (rc == 0)
+        rc = pass_outputs(cfg, st, tpl, &ps.touched, stats);
+    touched_free(&ps.touched);
+    return rc;
 }

@@ -33,6 +33,16 @@ struct publish_stats {
 int publish_run(const struct config *cfg, struct store *st, const struct html_templates *tpl,
                 struct publish_stats *stats);
 
+/*
+ * The same pass for a few changed files (relative paths, reordered): only
+ * they are read, only the pages they affect and the feeds and index are
+ * written. Scheduled posts whose date has come are published too (npaths 0
+ * does only that). Falls back to publish_run when the settings the posts
+ * are rendered with changed.
+ */
+int publish_changes(const struct config *cfg, struct store *st, const struct html_templates *tpl,
+                    char **paths, size_t npaths, struct publish_stats *stats);
+
 /* Reads every post without writing anything; prints each problem. Returns
  * the number of problems, or -1 when the folder cannot be read. */
 long publish_check(const struct config *cfg);
