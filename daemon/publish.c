@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <openssl/sha.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -154,6 +155,9 @@ struct pass {
     char **paths;           /* incremental: only these files changed (sorted) */
     size_t npaths;
     struct slugset touched; /* slugs whose page must be written (incremental) */
+    struct slugset gone;    /* slugs whose page must go (incremental) */
+    int *years;             /* years whose archive page changed (incremental) */
+    size_t nyears, ayears;
 };
 
 static struct store_row *row_find(struct store_row *rows, size_t n, const char *path)
@@ -217,8 +221,10 @@ static int pass_file(struct pass *ps, const char *path)
     if (!(p = post_parse(ps->cfg, path, buf_str(&data), data.len, seen, &d)))
         goto rejected;
     const char *owner = slugset_owner(&ps->claimed, p->slug);
-    if (owner) {
-        diag_set(&d, 0, 0, "slug '%s' is already used by %s", p->slug, owner);
+    char *stored = !owner && ps->paths ? store_slug_owner(ps->st, p->slug, path) : NULL;
+    if (owner || stored) {
+        diag_set(&d, 0, 0, "slug '%s' is already used by %s", p->slug, owner ? owner : stored);
+        free(stored);
         goto rejected;
     }
     int64_t updated = p->updated                               ? p->updated
@@ -253,6 +259,44 @@ out:
     return rc;
 }
 
+/* Notes what an incremental pass must rewrite: the page of slug (or its
+ * removal), and the archive page of the year of date. */
+static int mark(struct pass *ps, struct slugset *set, const char *slug, int64_t date)
+{
+    int y = timefmt_year(date);
+    size_t i = 0;
+    while (i < ps->nyears && ps->years[i] != y)
+        i++;
+    if (i == ps->nyears) {
+        if (ps->nyears == ps->ayears) {
+            size_t na = ps->ayears ? ps->ayears * 2 : 8;
+            int *a = realloc(ps->years, na * sizeof *a);
+            if (!a)
+                return -1;
+            ps->years = a;
+            ps->ayears = na;
+        }
+        ps->years[ps->nyears++] = y;
+    }
+    if (!set || slugset_owner(set, slug))
+        return 0;
+    char *k = strdup(slug);
+    if (!k || slugset_add(set, k, k) < 0) {
+        free(k);
+        return -1;
+    }
+    return 0;
+}
+
+/* A stored post leaves: announced if it was published, its page goes. */
+static int remove_row(struct pass *ps, const struct store_row *r)
+{
+    if (r->published && (announce(ps, "removed", r->slug, r->url, r->title) < 0 ||
+                         mark(ps, &ps->gone, r->slug, r->date) < 0))
+        return -1;
+    return store_post_delete(ps->st, r->path);
+}
+
 /* Rows whose file is gone: removed. */
 static int pass_deleted(struct pass *ps, const struct post_scan *scan)
 {
@@ -260,23 +304,70 @@ static int pass_deleted(struct pass *ps, const struct post_scan *scan)
         struct store_row *r = &ps->before[i];
         if (bsearch(&r->path, scan->paths, scan->n, sizeof *scan->paths, strcmp_indirect))
             continue;
-        if (r->published && announce(ps, "removed", r->slug, r->url, r->title) < 0)
-            return -1;
-        if (store_post_delete(ps->st, r->path) < 0)
+        if (remove_row(ps, r) < 0)
             return -1;
     }
     return 0;
 }
 
-/* Marks a page to be written by an incremental pass. */
-static int touch(struct pass *ps, const char *slug)
+static int row_by_path(const void *a, const void *b)
 {
-    char *k = strdup(slug);
-    if (!k || slugset_add(&ps->touched, k, k) < 0) {
-        free(k);
+    return strcmp(((const struct store_row *)a)->path, ((const struct store_row *)b)->path);
+}
+
+/*
+ * The rows an incremental pass must decide again: every row holding a slug
+ * that a changed file held or holds now, or that a post now due holds (a
+ * scheduled post, a duplicate whose winner left), in path order. Whole slug
+ * groups, so the first-path-wins rule sees every contender.
+ */
+static int candidates(struct pass *ps, struct store_row **rows, size_t *n)
+{
+    struct store_row *seed = NULL;
+    size_t nseed = 0;
+    char **slugs = NULL;
+    size_t nslugs = 0;
+    int rc = -1;
+    for (size_t i = 0; i < ps->npaths; i++)
+        if (store_rows_by(ps->st, ps->paths[i], NULL, 0, &seed, &nseed) < 0)
+            return -1;
+    if (store_rows_by(ps->st, NULL, NULL, ps->now, &seed, &nseed) < 0)
         return -1;
-    }
-    return 0;
+    if (!(slugs = calloc(nseed + ps->nbefore + 1, sizeof *slugs)))
+        goto out;
+    for (size_t i = 0; i < nseed; i++)
+        slugs[nslugs++] = seed[i].slug;
+    for (size_t i = 0; i < ps->nbefore; i++)
+        slugs[nslugs++] = ps->before[i].slug;
+    qsort(slugs, nslugs, sizeof *slugs, strcmp_indirect);
+    for (size_t i = 0; i < nslugs; i++)
+        if ((i == 0 || strcmp(slugs[i - 1], slugs[i])) &&
+            store_rows_by(ps->st, NULL, slugs[i], 0, rows, n) < 0)
+            goto out;
+    qsort(*rows, *n, sizeof **rows, row_by_path);
+    rc = 0;
+out:
+    free(slugs);
+    store_rows_free(seed, nseed);
+    return rc;
+}
+
+/* A row as the pass found it: from before (full pass, or a changed path;
+ * NULL: a new file), or the row itself (incremental: unchanged). */
+static const struct store_row *before_of(const struct pass *ps, const struct store_row *r)
+{
+    const struct store_row *b = row_find(ps->before, ps->nbefore, r->path);
+    if (b || !ps->paths)
+        return b;
+    return bsearch(&r->path, ps->paths, ps->npaths, sizeof *ps->paths, strcmp_indirect) ? NULL : r;
+}
+
+static int row_by_slug(const void *a, const void *b)
+{
+    const struct store_row *x = *(const struct store_row *const *)a;
+    const struct store_row *y = *(const struct store_row *const *)b;
+    int c = strcmp(x->slug, y->slug);
+    return c ? c : strcmp(x->path, y->path);
 }
 
 /*
@@ -287,45 +378,69 @@ static int touch(struct pass *ps, const char *slug)
  */
 static int pass_publish(struct pass *ps)
 {
-    struct store_row *rows;
-    size_t n;
-    struct slugset winners = {0};
+    struct store_row *rows = NULL;
+    size_t n = 0;
     int rc = -1;
-    if (store_rows(ps->st, &rows, &n) < 0)
+    if (ps->paths ? candidates(ps, &rows, &n) : store_rows(ps->st, &rows, &n))
         return -1;
+    /* The winner of each slug: the first path that may be published. */
+    struct store_row **by = calloc(n + 1, sizeof *by);
+    char *win = calloc(n + 1, 1);
+    if (!by || !win)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        by[i] = &rows[i];
+    qsort(by, n, sizeof *by, row_by_slug);
+    for (size_t i = 0; i < n;) {
+        size_t j = i, w = n;
+        for (; j < n && !strcmp(by[j]->slug, by[i]->slug); j++)
+            if (w == n && !by[j]->draft && by[j]->date <= ps->now)
+                w = j;
+        if (w < n)
+            win[by[w] - rows] = 1;
+        i = j;
+    }
     for (size_t i = 0; i < n; i++) {
         struct store_row *r = &rows[i];
-        struct store_row *b = row_find(ps->before, ps->nbefore, r->path);
-        int taken = slugset_owner(&winners, r->slug) != NULL;
-        int want = !r->draft && r->date <= ps->now && !taken;
+        const struct store_row *b = before_of(ps, r);
+        int want = win[i];
         int was = b ? b->published : 0;
         int moved = b && strcmp(b->slug, r->slug);
+        int edited = b && memcmp(b->hash, r->hash, 32);
         if (!r->draft && r->date > ps->now &&
             (!ps->stats->next_due || r->date < ps->stats->next_due))
             ps->stats->next_due = r->date;
-        if (want) {
+        if (want)
             ps->stats->published++;
-            if (slugset_add(&winners, r->slug, r->path) < 0)
-                goto out;
-        }
-        if (was && (!want || moved) && announce(ps, "removed", b->slug, b->url, b->title) < 0)
+        if (was && (!want || moved) &&
+            (announce(ps, "removed", b->slug, b->url, b->title) < 0 ||
+             mark(ps, &ps->gone, b->slug, b->date) < 0))
             goto out;
         if (want && (!was || moved)) {
             if (announce(ps, "published", r->slug, r->url, r->title) < 0)
                 goto out;
-        } else if (want && memcmp(b->hash, r->hash, 32)) {
+        } else if (want && edited) {
             if (announce(ps, "updated", r->slug, r->url, r->title) < 0)
                 goto out;
         }
         if (want != was && store_post_set_published(ps->st, r->path, want) < 0)
             goto out;
-        if (want && (!b || moved || !was || memcmp(b->hash, r->hash, 32)) &&
-            !slugset_owner(&ps->touched, r->slug) && touch(ps, r->slug) < 0)
+        if (want && (!was || moved || edited) &&
+            (mark(ps, &ps->touched, r->slug, r->date) < 0 ||
+             (b && mark(ps, NULL, NULL, b->date) < 0)))
             goto out;
+    }
+    if (ps->paths) { /* the counts of the whole store, not of these rows */
+        int64_t c = store_count_published(ps->st), due = store_next_due(ps->st, ps->now);
+        if (c < 0 || due < 0)
+            goto out;
+        ps->stats->published = (size_t)c;
+        ps->stats->next_due = due;
     }
     rc = 0;
 out:
-    slugset_free(&winners);
+    free(by);
+    free(win);
     store_rows_free(rows, n);
     return rc;
 }
@@ -351,47 +466,12 @@ static void render_key(const struct config *cfg, char out[65])
 /*
  * The incremental form of the state pass: only the changed paths are read
  * (a path whose file is gone is removed); every other stored post keeps its
- * slug, so a changed file that takes one is rejected.
+ * slug, so a changed file that takes one is rejected. ps->before holds the
+ * rows of the changed paths only.
  */
 static int pass_paths(struct pass *ps)
 {
-    char **ks = calloc(ps->nbefore + 1, sizeof *ks);
-    char **kp = calloc(ps->nbefore + 1, sizeof *kp);
-    size_t n = 0;
-    if (!ks || !kp) {
-        free(ks);
-        free(kp);
-        return -1;
-    }
-    for (size_t i = 0; i < ps->nbefore; i++) {
-        struct store_row *r = &ps->before[i];
-        if (bsearch(&r->path, ps->paths, ps->npaths, sizeof *ps->paths, strcmp_indirect))
-            continue;
-        ks[n] = r->slug;
-        kp[n++] = r->path;
-    }
-    /* Sorted by slug for slugset_owner (inserting one by one is quadratic). */
     int rc = 0;
-    char **pairs = calloc(2 * n + 1, sizeof *pairs);
-    if (!pairs)
-        rc = -1;
-    for (size_t i = 0; pairs && i < n; i++) {
-        pairs[2 * i] = ks[i];
-        pairs[2 * i + 1] = kp[i];
-    }
-    if (pairs)
-        qsort(pairs, n, 2 * sizeof *pairs, strcmp_indirect);
-    for (size_t i = 0; pairs && rc == 0 && i < n; i++) {
-        char *a = strdup(pairs[2 * i]), *b = strdup(pairs[2 * i + 1]);
-        if (!a || !b || slugset_push(&ps->claimed, a, b) < 0) {
-            free(a);
-            free(b);
-            rc = -1;
-        }
-    }
-    free(pairs);
-    free(ks);
-    free(kp);
     for (size_t i = 0; rc == 0 && i < ps->npaths; i++) {
         const char *path = ps->paths[i];
         char *full = path_join(ps->cfg->content.dir, path);
@@ -403,11 +483,7 @@ static int pass_paths(struct pass *ps)
             continue;
         }
         struct store_row *r = row_find(ps->before, ps->nbefore, path);
-        if (!r)
-            continue;
-        if (r->published && announce(ps, "removed", r->slug, r->url, r->title) < 0)
-            rc = -1;
-        else if (store_post_delete(ps->st, r->path) < 0)
+        if (r && remove_row(ps, r) < 0)
             rc = -1;
     }
     return rc;
@@ -438,7 +514,10 @@ static int pass_state(struct pass *ps)
     }
     if (ps->rerender && store_meta_put(ps->st, "render_key", key) < 0)
         goto rollback;
-    if (store_rows(ps->st, &ps->before, &ps->nbefore) < 0)
+    for (size_t i = 0; ps->paths && i < ps->npaths; i++)
+        if (store_rows_by(ps->st, ps->paths[i], NULL, 0, &ps->before, &ps->nbefore) < 0)
+            goto rollback;
+    if (!ps->paths && store_rows(ps->st, &ps->before, &ps->nbefore) < 0)
         goto rollback;
     if (ps->paths) {
         ps->stats->files = ps->nbefore;
@@ -482,26 +561,20 @@ out:
 
 /* --- outputs ------------------------------------------------------------- */
 
-struct feed_acc {
-    char *category; /* NULL: the site feed */
-    char *slug;     /* folder under categories/ */
-    struct post **posts;
-    size_t n;
-};
+#define INDEX_POSTS 50 /* on index.html; every post is on its year's page */
 
 struct outputs {
     const struct config *cfg;
     struct store *st;
-    const struct slugset *touched; /* incremental: the pages to write; NULL: all */
     const struct html_templates *tpl;
     struct publish_stats *stats;
-    struct post **all; /* every published post, newest first */
-    size_t nall, alloc;
-    struct feed_acc site;
-    struct feed_acc *cats;
-    size_t ncats;
     struct buf page;
     int failed;
+    struct post **list; /* what the last query collected */
+    size_t n, alloc;
+    int incremental;
+    char **slugs; /* a full pass: every published slug, for pruning */
+    size_t nslugs, aslugs;
 };
 
 static int write_out(struct outputs *o, const char *rel, const struct buf *b)
@@ -519,94 +592,104 @@ static int write_out(struct outputs *o, const char *rel, const struct buf *b)
     return r < 0 ? -1 : 0;
 }
 
-static int feed_take(struct feed_acc *f, struct post *p, int items)
-{
-    if (f->n >= (size_t)items)
-        return 0;
-    if (!f->posts && !(f->posts = calloc((size_t)items, sizeof *f->posts)))
-        return -1;
-    f->posts[f->n++] = p;
-    return 1;
-}
-
-static struct feed_acc *category_acc(struct outputs *o, const char *name)
-{
-    for (size_t i = 0; i < o->ncats; i++)
-        if (!strcmp(o->cats[i].category, name))
-            return &o->cats[i];
-    struct feed_acc *nc = realloc(o->cats, (o->ncats + 1) * sizeof *nc);
-    if (!nc)
-        return NULL;
-    o->cats = nc;
-    struct feed_acc *f = &o->cats[o->ncats];
-    memset(f, 0, sizeof *f);
-    f->category = strdup(name);
-    f->slug = feed_category_slug(name);
-    if (!f->category || !f->slug) {
-        free(f->category);
-        free(f->slug);
-        return NULL;
-    }
-    o->ncats++;
-    return f;
-}
-
-/* store_each_published callback: the post's page, and its place in feeds. */
-static int on_post(void *arg, struct post *p)
+/* A store query callback: keeps the posts in o->list. */
+static int collect(void *arg, struct post *p)
 {
     struct outputs *o = arg;
-    if (o->nall == o->alloc) {
-        size_t na = o->alloc ? o->alloc * 2 : 1024;
-        struct post **a = realloc(o->all, na * sizeof *a);
+    if (o->n == o->alloc) {
+        size_t na = o->alloc ? o->alloc * 2 : 64;
+        struct post **a = realloc(o->list, na * sizeof *a);
         if (!a) {
             post_free(p);
             return -1;
         }
-        o->all = a;
+        o->list = a;
         o->alloc = na;
     }
-    o->all[o->nall++] = p;
-
-    int items = o->cfg->feeds.items, kept = feed_take(&o->site, p, items);
-    for (size_t i = 0; o->cfg->feeds.categories && i < p->ncategories; i++) {
-        struct feed_acc *f = category_acc(o, p->categories[i]);
-        if (!f)
-            return -1;
-        kept |= feed_take(f, p, items);
-    }
-    if (kept < 0)
-        return -1;
-    int page = !o->touched || slugset_owner(o->touched, p->slug);
-    if (!p->html && (page || kept) && store_post_html(o->st, p) < 0)
-        return -1;
-    if (page) {
-        buf_reset(&o->page);
-        struct buf rel;
-        buf_init(&rel, 0);
-        int rc = html_post_page(o->cfg, o->tpl, p, &o->page);
-        if (rc == 0)
-            rc = buf_printf(&rel, "posts/%s/index.html", p->slug);
-        if (rc == 0)
-            write_out(o, rel.data, &o->page);
-        buf_free(&rel);
-        if (rc < 0)
-            return -1;
-    }
-    if (!kept) { /* only the index needs it now: drop the body */
-        free(p->html);
-        p->html = NULL;
-        p->html_len = 0;
-    }
+    o->list[o->n++] = p;
     return 0;
 }
 
-static int write_feed(struct outputs *o, struct feed_acc *f)
+static void list_clear(struct outputs *o)
 {
-    struct feed_set fs = {.category = f->category, .posts = f->posts, .n = f->n};
-    struct buf dir;
-    buf_init(&dir, 0);
-    int rc = f->category ? buf_printf(&dir, "categories/%s/", f->slug) : buf_puts(&dir, "");
-    fs.dir = buf_str(&dir);
+    for (size_t i = 0; i < o->n; i++)
+        post_free(o->list[i]);
+    o->n = 0;
+}
+
+static int write_page(struct outputs *o, const struct post *p)
+{
+    struct buf rel;
+    buf_init(&rel, 0);
+    buf_reset(&o->page);
+    int rc = html_post_page(o->cfg, o->tpl, p, &o->page);
+    if (rc == 0)
+        rc = buf_printf(&rel, "posts/%s/index.html", p->slug);
+    if (rc == 0)
+        write_out(o, rel.data, &o->page);
+    buf_free(&rel);
+    return rc;
+}
+
+/* store_each_published callback of a full pass: the page, then forget it. */
+static int on_page(void *arg, struct post *p)
+{
+    struct outputs *o = arg;
+    int rc = write_page(o, p);
+    if (rc == 0 && o->nslugs == o->aslugs) {
+        size_t na = o->aslugs ? o->aslugs * 2 : 1024;
+        char **a = realloc(o->slugs, na * sizeof *a);
+        if (a) {
+            o->slugs = a;
+            o->aslugs = na;
+        } else {
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        o->slugs[o->nslugs++] = p->slug;
+        p->slug = NULL;
+    }
+    post_free(p);
+    return rc;
+}
+
+static void hex32(const unsigned char h[32], char out[65])
+{
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+/*
+ * The three feeds of the site (category NULL) or of one category. A feed is
+ * made of its newest posts alone (the settings are the same between full
+ * passes), so an incremental pass skips a feed whose posts did not change:
+ * their digest is kept in the store's meta table under "feed:DIR".
+ */
+static int write_feeds(struct outputs *o, const char *category, const char *dir)
+{
+    unsigned char h[32];
+    char hex[65], key[512], *old = NULL;
+    int rc = store_latest_digest(o->st, category, o->cfg->feeds.items, h);
+    if (rc < 0)
+        return -1;
+    hex32(h, hex);
+    snprintf(key, sizeof key, "feed:%s", dir);
+    if (o->incremental && (old = store_meta_get(o->st, key)) && !strcmp(old, hex)) {
+        struct stat sb;
+        char rel[512], *path;
+        snprintf(rel, sizeof rel, "%sfeed.json", dir); /* written last */
+        path = path_join(o->cfg->output.dir, rel);
+        int there = path && stat(path, &sb) == 0;
+        free(path);
+        free(old);
+        if (there)
+            return 0;
+        old = NULL;
+    }
+    free(old);
+    rc = store_latest(o->st, category, o->cfg->feeds.items, 1, collect, o);
+    struct feed_set fs = {.category = category, .dir = dir, .posts = o->list, .n = o->n};
     static const char *const names[] = {"feed.xml", "atom.xml", "feed.json"};
     int (*const writers[])(const struct config *, const struct feed_set *,
                            struct buf *) = {feed_rss, feed_atom, feed_json};
@@ -616,12 +699,14 @@ static int write_feed(struct outputs *o, struct feed_acc *f)
         buf_reset(&o->page);
         rc = writers[i](o->cfg, &fs, &o->page);
         if (rc == 0)
-            rc = buf_printf(&rel, "%s%s", fs.dir, names[i]);
+            rc = buf_printf(&rel, "%s%s", dir, names[i]);
         if (rc == 0)
             rc = write_out(o, rel.data, &o->page);
         buf_free(&rel);
     }
-    buf_free(&dir);
+    list_clear(o);
+    if (rc == 0 && !o->failed && store_meta_put(o->st, key, hex) < 0)
+        rc = -1;
     return rc;
 }
 
@@ -645,8 +730,31 @@ static int only_ours(const char *dir, const char *const *ours)
     return mine;
 }
 
-/* Removes output/<sub>/NAME for each NAME not in keep (sorted) whose folder
- * holds only the files nashra writes there (ours). */
+static const char *const page_files[] = {"index.html", NULL};
+static const char *const feed_files[] = {"feed.xml", "atom.xml", "feed.json", NULL};
+
+/* Removes the folder output/sub/name if it holds only the files nashra
+ * writes there (ours). */
+static void remove_dir(struct outputs *o, const char *sub, const char *name,
+                       const char *const *ours)
+{
+    char *dir = path_join(o->cfg->output.dir, sub);
+    char *child = dir ? path_join(dir, name) : NULL;
+    if (child && only_ours(child, ours)) {
+        for (size_t i = 0; ours[i]; i++) {
+            char *f = path_join(child, ours[i]);
+            if (f)
+                unlink(f);
+            free(f);
+        }
+        if (rmdir(child) == 0)
+            log_event(LOG_INFO, "output_removed", "path=%s", log_quote(child));
+    }
+    free(child);
+    free(dir);
+}
+
+/* Removes output/sub/NAME for each NAME not in keep (sorted). */
 static void prune(struct outputs *o, const char *sub, char **keep, size_t nkeep,
                   const char *const *ours)
 {
@@ -654,85 +762,195 @@ static void prune(struct outputs *o, const char *sub, char **keep, size_t nkeep,
     DIR *d = dir ? opendir(dir) : NULL;
     struct dirent *de;
     while (d && (de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
         const char *name = de->d_name;
-        if (bsearch(&name, keep, nkeep, sizeof *keep, strcmp_indirect))
-            continue;
-        char *child = path_join(dir, name);
-        if (child && only_ours(child, ours)) {
-            for (size_t i = 0; ours[i]; i++) {
-                char *f = path_join(child, ours[i]);
-                if (f)
-                    unlink(f);
-                free(f);
-            }
-            if (rmdir(child) == 0)
-                log_event(LOG_INFO, "output_removed", "path=%s", log_quote(child));
-        }
-        free(child);
+        if (name[0] != '.' && !bsearch(&name, keep, nkeep, sizeof *keep, strcmp_indirect))
+            remove_dir(o, sub, name, ours);
     }
     if (d)
         closedir(d);
     free(dir);
 }
 
-static void prune_all(struct outputs *o)
+/* Every category's feeds; the folders of categories gone are removed. */
+static int write_categories(struct outputs *o)
 {
-    char **keep = calloc(o->nall + o->ncats + 1, sizeof *keep);
-    if (!keep)
-        return;
-    for (size_t i = 0; i < o->nall; i++)
-        keep[i] = o->all[i]->slug;
-    qsort(keep, o->nall, sizeof *keep, strcmp_indirect);
-    static const char *const page[] = {"index.html", NULL};
-    static const char *const feeds[] = {"feed.xml", "atom.xml", "feed.json", NULL};
-    prune(o, "posts", keep, o->nall, page);
-    for (size_t i = 0; i < o->ncats; i++)
-        keep[i] = o->cats[i].slug;
-    qsort(keep, o->ncats, sizeof *keep, strcmp_indirect);
-    prune(o, "categories", keep, o->cfg->feeds.categories ? o->ncats : 0, feeds);
-    free(keep);
+    char **names = NULL, **slugs = NULL;
+    size_t n = 0;
+    int rc = o->cfg->feeds.categories ? store_categories(o->st, &names, &n) : 0;
+    if (rc == 0 && !(slugs = calloc(n + 1, sizeof *slugs)))
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct buf dir;
+        buf_init(&dir, 0);
+        if (!(slugs[i] = feed_category_slug(names[i])) ||
+            buf_printf(&dir, "categories/%s/", slugs[i]) < 0)
+            rc = -1;
+        else
+            rc = write_feeds(o, names[i], buf_str(&dir));
+        buf_free(&dir);
+    }
+    if (rc == 0 && !o->failed) {
+        qsort(slugs, n, sizeof *slugs, strcmp_indirect);
+        prune(o, "categories", slugs, n, feed_files);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(names[i]);
+        if (slugs)
+            free(slugs[i]);
+    }
+    free(names);
+    free(slugs);
+    return rc;
 }
 
+static int stop_at_first(void *arg, struct post *p)
+{
+    (void)arg;
+    post_free(p);
+    return 1;
+}
+
+/* The years that have published posts, newest first. */
+static int years_list(struct outputs *o, int **years, size_t *n)
+{
+    int64_t first, last;
+    int any = store_span(o->st, &first, &last);
+    *years = NULL;
+    *n = 0;
+    if (any <= 0)
+        return any;
+    int y0 = timefmt_year(first), y1 = timefmt_year(last);
+    if (!(*years = calloc((size_t)(y1 - y0 + 1), sizeof **years)))
+        return -1;
+    for (int y = y1; y >= y0; y--) {
+        int r = store_between(o->st, timefmt_year_start(y), timefmt_year_start(y + 1), 0,
+                              stop_at_first, NULL);
+        if (r < 0)
+            return -1;
+        if (r > 0)
+            (*years)[(*n)++] = y;
+    }
+    return 0;
+}
+
+/* archive/{year}/index.html, or its removal when the year has no post. */
+static int write_year(struct outputs *o, int year)
+{
+    char rel[64];
+    int rc =
+        store_between(o->st, timefmt_year_start(year), timefmt_year_start(year + 1), 0, collect, o);
+    snprintf(rel, sizeof rel, "%d", year);
+    if (rc == 0 && o->n == 0) {
+        remove_dir(o, "archive", rel, page_files);
+    } else if (rc == 0) {
+        buf_reset(&o->page);
+        /* no list of years here: a new year would make every year page stale */
+        rc = html_index_page(o->cfg, o->tpl, year, o->list, o->n, NULL, 0, &o->page);
+        snprintf(rel, sizeof rel, "archive/%d/index.html", year);
+        if (rc == 0)
+            rc = write_out(o, rel, &o->page);
+    }
+    list_clear(o);
+    return rc;
+}
+
+static int write_index(struct outputs *o, const int *years, size_t nyears)
+{
+    int rc = store_latest(o->st, NULL, INDEX_POSTS, 0, collect, o);
+    if (rc == 0) {
+        buf_reset(&o->page);
+        rc = html_index_page(o->cfg, o->tpl, 0, o->list, o->n, years, nyears, &o->page);
+    }
+    if (rc == 0)
+        rc = write_out(o, "index.html", &o->page);
+    list_clear(o);
+    return rc;
+}
+
+/*
+ * The outputs, from the store alone. A full pass (ps NULL) writes every
+ * page and prunes what is no longer published; an incremental one writes the
+ * pages ps touched, removes the ones it let go, and rewrites the year pages
+ * it changed. Both rewrite the feeds and the index (unchanged bytes are not
+ * written: only what differs touches the disk).
+ */
 static int pass_outputs(const struct config *cfg, struct store *st,
-                        const struct html_templates *tpl, const struct slugset *touched,
+                        const struct html_templates *tpl, const struct pass *ps,
                         struct publish_stats *stats)
 {
-    struct outputs o = {.cfg = cfg, .st = st, .tpl = tpl, .touched = touched, .stats = stats};
+    struct outputs o = {.cfg = cfg, .st = st, .tpl = tpl, .stats = stats, .incremental = !!ps};
+    int *years = NULL;
+    size_t nyears = 0;
+    int rc = 0;
     buf_init(&o.page, 0);
-    int rc = store_each_published(st, !touched, on_post, &o);
+    if (!ps) {
+        rc = store_each_published(st, 1, on_page, &o);
+    } else {
+        for (size_t i = 0; i < ps->gone.n; i++)
+            if (!slugset_owner(&ps->touched, ps->gone.slug[i]))
+                remove_dir(&o, "posts", ps->gone.slug[i], page_files);
+        for (size_t i = 0; rc == 0 && i < ps->touched.n; i++) {
+            struct post *p = store_published_slug(st, ps->touched.slug[i]);
+            rc = p ? write_page(&o, p) : -1;
+            post_free(p);
+        }
+    }
     if (rc == 0)
-        rc = write_feed(&o, &o.site);
-    for (size_t i = 0; rc == 0 && i < o.ncats; i++)
-        rc = write_feed(&o, &o.cats[i]);
-    if (rc == 0) {
-        buf_reset(&o.page);
-        rc = html_index_page(cfg, tpl, o.all, o.nall, &o.page);
-        if (rc == 0)
-            rc = write_out(&o, "index.html", &o.page);
+        rc = write_feeds(&o, NULL, "");
+    if (rc == 0)
+        rc = write_categories(&o);
+    if (rc == 0)
+        rc = years_list(&o, &years, &nyears);
+    if (!ps) {
+        for (size_t i = 0; rc == 0 && i < nyears; i++)
+            rc = write_year(&o, years[i]);
+    } else {
+        for (size_t i = 0; rc == 0 && i < ps->nyears; i++)
+            rc = write_year(&o, ps->years[i]);
     }
-    if (rc == 0 && !o.failed)
-        prune_all(&o);
-    for (size_t i = 0; i < o.nall; i++)
-        post_free(o.all[i]);
-    free(o.all);
-    free(o.site.posts);
-    for (size_t i = 0; i < o.ncats; i++) {
-        free(o.cats[i].category);
-        free(o.cats[i].slug);
-        free(o.cats[i].posts);
+    if (rc == 0)
+        rc = write_index(&o, years, nyears);
+    if (rc == 0 && !o.failed && !ps) {
+        qsort(o.slugs, o.nslugs, sizeof *o.slugs, strcmp_indirect);
+        prune(&o, "posts", o.slugs, o.nslugs, page_files);
+        char **ykeep = calloc(nyears + 1, sizeof *ykeep);
+        for (size_t i = 0; ykeep && i < nyears; i++)
+            if (asprintf(&ykeep[i], "%d", years[i]) < 0)
+                ykeep[i] = NULL;
+        if (ykeep) {
+            qsort(ykeep, nyears, sizeof *ykeep, strcmp_indirect);
+            prune(&o, "archive", ykeep, nyears, page_files);
+            for (size_t i = 0; i < nyears; i++)
+                free(ykeep[i]);
+        }
+        free(ykeep);
     }
-    free(o.cats);
+    list_clear(&o);
+    free(o.list);
+    for (size_t i = 0; i < o.nslugs; i++)
+        free(o.slugs[i]);
+    free(o.slugs);
+    free(years);
     buf_free(&o.page);
     return rc < 0 || o.failed ? -1 : 0;
 }
 
-static void touched_free(struct slugset *t)
+static int64_t mono_ms(void)
 {
-    for (size_t i = 0; i < t->n; i++)
-        free(t->slug[i]);
-    slugset_free(t);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pass_free(struct pass *ps)
+{
+    for (size_t i = 0; i < ps->touched.n; i++)
+        free(ps->touched.slug[i]);
+    slugset_free(&ps->touched);
+    for (size_t i = 0; i < ps->gone.n; i++)
+        free(ps->gone.slug[i]);
+    slugset_free(&ps->gone);
+    free(ps->years);
 }
 
 int publish_run(const struct config *cfg, struct store *st, const struct html_templates *tpl,
@@ -741,7 +959,7 @@ int publish_run(const struct config *cfg, struct store *st, const struct html_te
     struct pass ps = {.cfg = cfg, .st = st, .stats = stats, .now = timefmt_now()};
     memset(stats, 0, sizeof *stats);
     int rc = pass_state(&ps);
-    touched_free(&ps.touched);
+    pass_free(&ps);
     if (rc < 0)
         return -1;
     return pass_outputs(cfg, st, tpl, NULL, stats);
@@ -764,13 +982,20 @@ int publish_changes(const struct config *cfg, struct store *st, const struct htm
                       .paths = npaths ? paths : none,
                       .npaths = npaths};
     memset(stats, 0, sizeof *stats);
+    int64_t t0 = mono_ms();
     int rc = pass_state(&ps);
     if (rc > 0) { /* the settings posts are rendered with changed */
-        touched_free(&ps.touched);
+        pass_free(&ps);
         return publish_run(cfg, st, tpl, stats);
     }
+    int64_t t1 = mono_ms();
     if (rc == 0)
-        rc = pass_outputs(cfg, st, tpl, &ps.touched, stats);
-    touched_free(&ps.touched);
+        rc = pass_outputs(cfg, st, tpl, &ps, stats);
+    log_event(LOG_DEBUG, "publish_changes",
+              "paths=%zu pages=%zu gone=%zu years=%zu state_ms=%lld "
+              "outputs_ms=%lld",
+              npaths, ps.touched.n, ps.gone.n, ps.nyears, (long long)(t1 - t0),
+              (long long)(mono_ms() - t1));
+    pass_free(&ps);
     return rc;
 }

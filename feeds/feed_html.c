@@ -162,7 +162,7 @@ static const char tpl_index[] =
     "</head>\n"
     "<body>\n" HTML_HEADER(
         "h1") "<main>\n"
-              "<h2>{{t.posts}}</h2>\n"
+              "<h2>{{heading}}</h2>\n"
               "{{^posts}}\n"
               "<p>{{t.no_posts}}</p>\n"
               "{{/posts}}\n"
@@ -173,6 +173,12 @@ static const char tpl_index[] =
               "{{#summary}}<p>{{summary}}</p>{{/summary}}</li>\n"
               "{{/posts}}\n"
               "</ol>\n"
+              "{{#has_years}}\n"
+              "<nav class=\"archive\">\n"
+              "<h2>{{t.archive}}</h2>\n"
+              "<p>{{#years}}<a href=\"{{url}}\">{{year}}</a> {{/years}}</p>\n"
+              "</nav>\n"
+              "{{/has_years}}\n"
               "</main>\n" HTML_FOOTER "</body>\n"
               "</html>\n";
 
@@ -201,6 +207,7 @@ static const struct html_label html_labels[] = {
     {"tags", "Tags", "الوسوم"},
     {"feeds", "Feeds", "الخلاصات"},
     {"home", "Home", "الرئيسية"},
+    {"archive", "Archive", "الأرشيف"},
 };
 
 /* 1 when the primary subtag of a BCP 47 tag is "ar". */
@@ -409,26 +416,59 @@ int html_post_page(const struct config *cfg, const struct html_templates *t, con
     return rc;
 }
 
-int html_index_page(const struct config *cfg, const struct html_templates *t,
-                    struct post *const *posts, size_t n, struct buf *out)
+int html_index_page(const struct config *cfg, const struct html_templates *t, int year,
+                    struct post *const *posts, size_t n, const int *years, size_t nyears,
+                    struct buf *out)
 {
     struct feed_jb jb;
+    struct buf title, url;
     int rc = -1;
+    int ar = lang_primary_ar(cfg->site.language);
+    const char *archive = ar ? "الأرشيف" : "Archive";
 
     feed_jb_init(&jb);
+    buf_init(&title, FEED_TEXT_CAP);
+    buf_init(&url, FEED_TEXT_CAP);
     json_t *root = html_page(cfg, cfg->site.language, cfg->site.rtl, &jb);
-    json_t *arr = json_array();
-    feed_jb_str(&jb, root, "title", cfg->site.title);
+    json_t *arr = json_array(), *ys = json_array();
+    if (year) {
+        if (buf_printf(&title, "%s %d \xe2\x80\x94 %s", archive, year, cfg->site.title) < 0)
+            jb.err = 1;
+        feed_jb_strn(&jb, root, "title", buf_str(&title), title.len);
+        buf_reset(&title);
+        if (buf_printf(&title, "%s %d", archive, year) < 0)
+            jb.err = 1;
+        feed_jb_strn(&jb, root, "heading", buf_str(&title), title.len);
+    } else {
+        feed_jb_str(&jb, root, "title", cfg->site.title);
+        feed_jb_str(&jb, root, "heading", ar ? "المقالات" : "Posts");
+    }
     feed_jb_set(&jb, root, "posts", json_incref(arr));
     for (size_t i = 0; i < n && !jb.err; i++) {
         json_t *o = html_post(cfg, posts[i], 0, &jb);
+        if (o && year)
+            json_object_del(o, "summary"); /* a year's list is titles only */
         if (!o || json_array_append_new(arr, o) < 0)
             jb.err = 1;
     }
+    for (size_t i = 0; i < nyears && !jb.err; i++) {
+        json_t *y = json_object();
+        buf_reset(&url);
+        if (!y || json_array_append_new(ys, y) < 0 ||
+            buf_printf(&url, "%s/archive/%d/", cfg->site.url, years[i]) < 0 ||
+            json_object_set_new(y, "year", json_integer(years[i])) < 0)
+            jb.err = 1;
+        feed_jb_strn(&jb, y, "url", buf_str(&url), url.len);
+    }
+    feed_jb_set(&jb, root, "years", json_incref(ys));
+    feed_jb_set(&jb, root, "has_years", json_boolean(nyears > 0));
     if (!jb.err)
         rc = html_render(t, TPL_INDEX, root, out);
     json_decref(arr);
+    json_decref(ys);
     json_decref(root);
+    buf_free(&title);
+    buf_free(&url);
     feed_jb_free(&jb);
     return rc;
 }
@@ -536,7 +576,12 @@ static int tpl_check(const struct config *cfg, const struct html_templates *t, i
         if (html_post_page(cfg, t, &p, &out) == 0) {
             buf_reset(&out);
             *which = TPL_INDEX;
-            rc = html_index_page(cfg, t, list, 1, &out);
+            static const int years[] = {2024};
+            rc = html_index_page(cfg, t, 0, list, 1, years, 1, &out);
+            if (rc == 0) {
+                buf_reset(&out);
+                rc = html_index_page(cfg, t, 2024, list, 1, years, 1, &out);
+            }
         }
     }
     buf_free(&url);

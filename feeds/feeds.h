@@ -46,8 +46,14 @@ void html_templates_free(struct html_templates *t);
 int html_post_page(const struct config *cfg, const struct html_templates *t, const struct post *p,
                    struct buf *out);
 
-/* index.html: every published post, newest first (html may be NULL). */
-int html_index_page(const struct config *cfg, const struct html_templates *t,
-                    struct post *const *posts, size_t n, struct buf *out);
+/*
+ * year 0: index.html, the newest posts with their summaries, and links to
+ * archive/{year}/ for each of years (newest first). Otherwise
+ * archive/{year}/index.html: that year's posts, titles only. Posts newest
+ * first; their html is not used (may be NULL).
+ */
+int html_index_page(const struct config *cfg, const struct html_templates *t, int year,
+                    struct post *const *posts, size_t n, const int *years, size_t nyears,
+                    struct buf *out);
 
 #endif

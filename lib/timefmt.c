@@ -315,3 +315,20 @@ int64_t timefmt_now(void)
     }
     return (int64_t)time(NULL);
 }
+
+int timefmt_year(int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    zone_default();
+    return localtime_r(&tt, &tm) ? tm.tm_year + 1900 : 1970;
+}
+
+int64_t timefmt_year_start(int year)
+{
+    struct tm tm = {.tm_year = year - 1900, .tm_mday = 1, .tm_isdst = -1};
+
+    zone_default();
+    return (int64_t)mktime(&tm);
+}

@@ -28,6 +28,11 @@ char *timefmt_rfc3339(int64_t t, char *out, size_t outlen);
 /* "13 April 2024" (en) or "13 أبريل 2024" (ar), in the zone set above. */
 char *timefmt_human(int64_t t, const char *lang, char *out, size_t outlen);
 
+/* The year of t in the zone set above, and the first second of a year there
+ * (archive pages are by local year). */
+int timefmt_year(int64_t t);
+int64_t timefmt_year_start(int year);
+
 /* Now, or NASHRA_NOW (seconds since the epoch, or RFC 3339) when set: tests
  * pin the clock with it. */
 int64_t timefmt_now(void);

@@ -23,6 +23,7 @@ void render_out_init(struct render_out *o, size_t cap)
     buf_init(&o->html, cap);
     buf_init(&o->heading, 4096);
     buf_init(&o->first_para, 16384);
+    o->lead_h1_end = 0;
 }
 
 void render_out_free(struct render_out *o)
@@ -229,6 +230,12 @@ static int put_entity(struct buf *out, const char *e, size_t n, int escape, int 
 
 /* --- the md4c renderer --------------------------------------------------- */
 
+/* Length of "<hN>". */
+static size_t tmp_len(unsigned level)
+{
+    return level < 10 ? 4 : 5;
+}
+
 struct mdr {
     struct render_out *o;
     const char *base;
@@ -236,6 +243,7 @@ struct mdr {
     int img_depth;        /* > 0 inside an image: text goes to its alt */
     int img_open;         /* an "<img ... alt=\"" waits for its closing quote */
     int in_heading1;      /* collecting the first "# heading" */
+    int lead_h1;          /* ... and it is the first thing in the body */
     int para_state;       /* 0 before the first paragraph, 1 inside it, 2 after */
     int link_dropped[32]; /* per nesting level of <a>: 1 when the link was unsafe */
     int link_depth;
@@ -324,8 +332,10 @@ static int enter_block(MD_BLOCKTYPE type, void *detail, void *ud)
         const MD_BLOCK_H_DETAIL *d = detail;
         snprintf(tmp, sizeof tmp, "<h%u>", d->level);
         out_s(r, tmp);
-        if (d->level == 1 && r->o->heading.len == 0)
+        if (d->level == 1 && r->o->heading.len == 0) {
             r->in_heading1 = 1;
+            r->lead_h1 = r->o->html.len == tmp_len(d->level); /* the first block */
+        }
         break;
     }
     case MD_BLOCK_CODE: {
@@ -396,7 +406,10 @@ static int leave_block(MD_BLOCKTYPE type, void *detail, void *ud)
         const MD_BLOCK_H_DETAIL *d = detail;
         snprintf(tmp, sizeof tmp, "</h%u>\n", d->level);
         out_s(r, tmp);
+        if (r->in_heading1 && r->lead_h1)
+            r->o->lead_h1_end = r->o->html.len;
         r->in_heading1 = 0;
+        r->lead_h1 = 0;
         break;
     }
     case MD_BLOCK_CODE:

@@ -501,6 +501,12 @@ struct post *post_parse(const struct config *cfg, const char *relpath, const cha
         const char *e = memchr(b, '\n', (size_t)(body + blen - b));
         p->title = one_line(b, e ? (size_t)(e - b) : (size_t)(body + blen - b));
     }
+    if (!p->title && ro.heading.len && ro.lead_h1_end && ro.lead_h1_end <= ro.html.len) {
+        /* The opening "# heading" became the title: the page shows it as
+         * the title, so the body does not repeat it. */
+        memmove(ro.html.data, ro.html.data + ro.lead_h1_end, ro.html.len - ro.lead_h1_end + 1);
+        ro.html.len -= ro.lead_h1_end;
+    }
     if (fill_defaults(cfg, p, slug, &ro, first_seen, err) < 0) {
         slug = NULL;
         goto fail;

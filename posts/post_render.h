@@ -16,6 +16,7 @@ struct render_out {
     struct buf html;       /* the body, XML-safe */
     struct buf heading;    /* text of the first "# heading" */
     struct buf first_para; /* text of the first paragraph */
+    size_t lead_h1_end;    /* the body opens with that heading: html[0, this) holds it; 0: no */
 };
 
 void render_out_init(struct render_out *o, size_t cap);

@@ -7,11 +7,13 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/sha.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../lib/buf.h"
 #include "../lib/fileio.h"
 
 enum stmt_id {
@@ -20,13 +22,30 @@ enum stmt_id {
     S_META_GET,
     S_META_PUT,
     S_ROWS,
+    S_ROW_PATH,
+    S_ROWS_SLUG,
+    S_ROWS_DUE,
+    S_SLUG_OWNER,
+    S_COUNT_PUBLISHED,
+    S_NEXT_DUE,
     S_POST_PUT,
     S_POST_PUBLISHED,
     S_POST_DELETE,
+    S_CAT_PUBLISHED,
     S_BODY_PUT,
     S_BODY_GET,
     S_BODY_DELETE,
     S_EACH_PUBLISHED,
+    S_LATEST,
+    S_LATEST_IN,
+    S_SIG,
+    S_SIG_IN,
+    S_BETWEEN,
+    S_BY_SLUG,
+    S_CATEGORIES,
+    S_CAT_PUT,
+    S_CAT_DELETE,
+    S_SPAN,
     S_ANNOUNCE,
     S_COUNT
 };
@@ -36,21 +55,50 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_FIRST_SEEN_PUT] = "INSERT INTO seen(path, first_seen) VALUES (?1, ?2)",
     [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [S_META_PUT] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
-    [S_ROWS] = "SELECT path, slug, hash, date, updated, draft, published, url, title FROM posts "
-               "ORDER BY path",
+#define ROW_COLS "SELECT path, slug, hash, date, updated, draft, published, url, title FROM posts "
+    [S_ROWS] = ROW_COLS "ORDER BY path",
+    [S_ROW_PATH] = ROW_COLS "WHERE path = ?1",
+    [S_ROWS_SLUG] = ROW_COLS "WHERE slug = ?1 ORDER BY path",
+    [S_ROWS_DUE] = ROW_COLS "WHERE published = 0 AND draft = 0 AND date <= ?1 ORDER BY path",
+    [S_SLUG_OWNER] = "SELECT path FROM posts WHERE slug = ?1 AND path <> ?2 ORDER BY path LIMIT 1",
+    [S_COUNT_PUBLISHED] = "SELECT COUNT(*) FROM posts WHERE published = 1",
+    [S_NEXT_DUE] = "SELECT MIN(date) FROM posts WHERE draft = 0 AND date > ?1",
     [S_POST_PUT] = "INSERT OR REPLACE INTO posts(path, slug, hash, kind, url, title, author, "
                    "summary, lang, rtl, image, categories, tags, date, updated, draft, "
                    "newsletter, published) VALUES "
                    "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
     [S_POST_PUBLISHED] = "UPDATE posts SET published = ?2 WHERE path = ?1",
+    [S_CAT_PUBLISHED] = "UPDATE post_categories SET published = ?2 WHERE path = ?1",
     [S_POST_DELETE] = "DELETE FROM posts WHERE path = ?1",
     [S_BODY_PUT] = "INSERT OR REPLACE INTO bodies(path, html) VALUES (?1, ?2)",
     [S_BODY_GET] = "SELECT html FROM bodies WHERE path = ?1",
     [S_BODY_DELETE] = "DELETE FROM bodies WHERE path = ?1",
-    [S_EACH_PUBLISHED] = "SELECT path, slug, hash, kind, url, title, author, summary, lang, rtl, "
-                         "image, categories, tags, date, updated, draft, newsletter, "
-                         "CASE WHEN ?1 THEN (SELECT html FROM bodies b WHERE b.path = p.path) "
-                         "END FROM posts p WHERE published = 1 ORDER BY date DESC, slug ASC",
+#define POST_COLS                                                                                  \
+    "SELECT path, slug, hash, kind, url, title, author, summary, lang, rtl, image, categories, "   \
+    "tags, date, updated, draft, newsletter, "                                                     \
+    "CASE WHEN ?1 THEN (SELECT html FROM bodies b WHERE b.path = p.path) END FROM posts p "
+    [S_EACH_PUBLISHED] = POST_COLS "WHERE published = 1 ORDER BY date DESC, slug ASC",
+    [S_LATEST] = POST_COLS "WHERE published = 1 ORDER BY date DESC, slug ASC LIMIT ?2",
+    /* The newest paths first, then their columns: sorting whole rows would
+     * read every body of the category. */
+    [S_LATEST_IN] = POST_COLS "WHERE path IN (SELECT path FROM post_categories WHERE "
+                              "category = ?3 AND published = 1 "
+                              "ORDER BY date DESC, slug ASC LIMIT ?2) "
+                              "ORDER BY date DESC, slug ASC",
+    [S_SIG] = "SELECT path, hash, date, updated FROM posts WHERE published = 1 "
+              "ORDER BY date DESC, slug ASC LIMIT ?1",
+    [S_SIG_IN] = "SELECT q.path, q.hash, q.date, q.updated FROM post_categories c "
+                 "JOIN posts q ON q.path = c.path WHERE c.category = ?2 AND c.published = 1 "
+                 "ORDER BY c.date DESC, c.slug ASC LIMIT ?1",
+    [S_BETWEEN] = POST_COLS "WHERE published = 1 AND date >= ?2 AND date < ?3 "
+                            "ORDER BY date DESC, slug ASC",
+    [S_BY_SLUG] = POST_COLS "WHERE slug = ?2 AND +published = 1", /* by the slug index */
+    [S_CATEGORIES] = "SELECT DISTINCT category FROM post_categories WHERE published = 1 "
+                     "ORDER BY 1",
+    [S_CAT_PUT] = "INSERT OR IGNORE INTO post_categories(path, category, published, date, slug) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_CAT_DELETE] = "DELETE FROM post_categories WHERE path = ?1",
+    [S_SPAN] = "SELECT MIN(date), MAX(date) FROM posts WHERE published = 1",
     [S_ANNOUNCE] = "INSERT INTO announcements(ts, kind, slug, url, title) VALUES (?1,?2,?3,?4,?5)",
 };
 
@@ -64,9 +112,14 @@ static const char *const migrations[] = {
     "  lang TEXT NOT NULL, rtl INTEGER NOT NULL, image TEXT, categories TEXT NOT NULL,"
     "  tags TEXT NOT NULL, date INTEGER NOT NULL, updated INTEGER NOT NULL,"
     "  draft INTEGER NOT NULL, newsletter INTEGER NOT NULL,"
-    "  published INTEGER NOT NULL DEFAULT 0);"
+    "  published INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;" /* rows in path order */
     /* Bodies apart: scans of posts stay small (no overflow pages to walk). */
     "CREATE TABLE bodies(path TEXT PRIMARY KEY, html TEXT NOT NULL);"
+    "CREATE TABLE post_categories(path TEXT NOT NULL, category TEXT NOT NULL,"
+    "  published INTEGER NOT NULL, date INTEGER NOT NULL, slug TEXT NOT NULL,"
+    "  PRIMARY KEY (path, category));" /* the order of posts, again: a category's newest */
+    "CREATE INDEX post_categories_newest ON post_categories(category, published, date, slug);"
+    "CREATE INDEX posts_slug ON posts(slug);"
     "CREATE INDEX posts_published ON posts(published, date);"
     "CREATE TABLE announcements("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
@@ -258,12 +311,73 @@ int64_t store_first_seen(struct store *st, const char *path, int64_t now)
     return step_done(s) == 0 ? now : -1;
 }
 
+static int rows_append(sqlite3_stmt *s, struct store_row **rows, size_t *n);
+
 int store_rows(struct store *st, struct store_row **rows, size_t *n)
 {
-    sqlite3_stmt *s = use(st, S_ROWS);
-    size_t alloc = 0;
     *rows = NULL;
     *n = 0;
+    return rows_append(use(st, S_ROWS), rows, n);
+}
+
+int store_rows_by(struct store *st, const char *path, const char *slug, int64_t due,
+                  struct store_row **rows, size_t *n)
+{
+    sqlite3_stmt *s;
+    if (path) {
+        s = use(st, S_ROW_PATH);
+        sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    } else if (slug) {
+        s = use(st, S_ROWS_SLUG);
+        sqlite3_bind_text(s, 1, slug, -1, SQLITE_STATIC);
+    } else {
+        s = use(st, S_ROWS_DUE);
+        sqlite3_bind_int64(s, 1, due);
+    }
+    return rows_append(s, rows, n);
+}
+
+char *store_slug_owner(struct store *st, const char *slug, const char *path)
+{
+    sqlite3_stmt *s = use(st, S_SLUG_OWNER);
+    sqlite3_bind_text(s, 1, slug, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+    char *v = sqlite3_step(s) == SQLITE_ROW ? col_strdup(s, 0) : NULL;
+    sqlite3_reset(s);
+    return v;
+}
+
+int64_t store_count_published(struct store *st)
+{
+    sqlite3_stmt *s = use(st, S_COUNT_PUBLISHED);
+    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_reset(s);
+    return v;
+}
+
+int64_t store_next_due(struct store *st, int64_t now)
+{
+    sqlite3_stmt *s = use(st, S_NEXT_DUE);
+    sqlite3_bind_int64(s, 1, now);
+    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_reset(s);
+    return v;
+}
+
+/* What rows_append allocated for n rows: 0, or a power of two from 256. */
+static size_t rows_capacity(size_t n)
+{
+    size_t c = n ? 256 : 0;
+    while (c && c < n)
+        c *= 2;
+    return c;
+}
+
+/* Appends the rows s returns to *rows (*n of them already there, from
+ * earlier calls). On error everything is freed and *rows is NULL. */
+static int rows_append(sqlite3_stmt *s, struct store_row **rows, size_t *n)
+{
+    size_t alloc = rows_capacity(*n);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (*n == alloc) {
@@ -370,7 +484,20 @@ int store_post_put(struct store *st, const struct post *p, int64_t updated, int 
     s = use(st, S_BODY_PUT);
     sqlite3_bind_text(s, 1, p->path, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, p->html ? p->html : "", (int)p->html_len, SQLITE_STATIC);
+    if ((rc = step_done(s)) < 0)
+        goto out;
+    s = use(st, S_CAT_DELETE);
+    sqlite3_bind_text(s, 1, p->path, -1, SQLITE_STATIC);
     rc = step_done(s);
+    for (size_t i = 0; rc == 0 && i < p->ncategories; i++) {
+        s = use(st, S_CAT_PUT);
+        sqlite3_bind_text(s, 1, p->path, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, p->categories[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 3, published);
+        sqlite3_bind_int64(s, 4, p->date);
+        sqlite3_bind_text(s, 5, p->slug, -1, SQLITE_STATIC);
+        rc = step_done(s);
+    }
 out:
     free(cats);
     free(tags);
@@ -380,6 +507,11 @@ out:
 int store_post_set_published(struct store *st, const char *path, int published)
 {
     sqlite3_stmt *s = use(st, S_POST_PUBLISHED);
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, published);
+    if (step_done(s) < 0)
+        return -1;
+    s = use(st, S_CAT_PUBLISHED);
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, published);
     return step_done(s);
@@ -392,6 +524,10 @@ int store_post_delete(struct store *st, const char *path)
     if (step_done(s) < 0)
         return -1;
     s = use(st, S_BODY_DELETE);
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    if (step_done(s) < 0)
+        return -1;
+    s = use(st, S_CAT_DELETE);
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
     return step_done(s);
 }
@@ -449,10 +585,8 @@ static struct post *post_from_row(sqlite3_stmt *s)
     return p;
 }
 
-int store_each_published(struct store *st, int with_html, store_post_fn fn, void *arg)
+static int each_post(sqlite3_stmt *s, store_post_fn fn, void *arg)
 {
-    sqlite3_stmt *s = use(st, S_EACH_PUBLISHED);
-    sqlite3_bind_int(s, 1, with_html);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct post *p = post_from_row(s);
@@ -468,6 +602,109 @@ int store_each_published(struct store *st, int with_html, store_post_fn fn, void
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_each_published(struct store *st, int with_html, store_post_fn fn, void *arg)
+{
+    sqlite3_stmt *s = use(st, S_EACH_PUBLISHED);
+    sqlite3_bind_int(s, 1, with_html);
+    return each_post(s, fn, arg);
+}
+
+int store_latest(struct store *st, const char *category, int limit, int with_html, store_post_fn fn,
+                 void *arg)
+{
+    sqlite3_stmt *s = use(st, category ? S_LATEST_IN : S_LATEST);
+    sqlite3_bind_int(s, 1, with_html);
+    sqlite3_bind_int(s, 2, limit);
+    if (category)
+        sqlite3_bind_text(s, 3, category, -1, SQLITE_STATIC);
+    return each_post(s, fn, arg);
+}
+
+int store_latest_digest(struct store *st, const char *category, int limit, unsigned char out[32])
+{
+    sqlite3_stmt *s = use(st, category ? S_SIG_IN : S_SIG);
+    struct buf b;
+    int rc, err = 0;
+    buf_init(&b, 0);
+    sqlite3_bind_int(s, 1, limit);
+    if (category)
+        sqlite3_bind_text(s, 2, category, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t t[2] = {sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3)};
+        if (buf_append(&b, sqlite3_column_text(s, 0), (size_t)sqlite3_column_bytes(s, 0) + 1) < 0 ||
+            buf_append(&b, sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1)) < 0 ||
+            buf_append(&b, t, sizeof t) < 0)
+            err = 1;
+    }
+    SHA256((const unsigned char *)buf_str(&b), b.len, out);
+    sqlite3_reset(s);
+    buf_free(&b);
+    return rc == SQLITE_DONE && !err ? 0 : -1;
+}
+
+int store_between(struct store *st, int64_t from, int64_t to, int with_html, store_post_fn fn,
+                  void *arg)
+{
+    sqlite3_stmt *s = use(st, S_BETWEEN);
+    sqlite3_bind_int(s, 1, with_html);
+    sqlite3_bind_int64(s, 2, from);
+    sqlite3_bind_int64(s, 3, to);
+    return each_post(s, fn, arg);
+}
+
+struct post *store_published_slug(struct store *st, const char *slug)
+{
+    sqlite3_stmt *s = use(st, S_BY_SLUG);
+    sqlite3_bind_int(s, 1, 1);
+    sqlite3_bind_text(s, 2, slug, -1, SQLITE_STATIC);
+    struct post *p = sqlite3_step(s) == SQLITE_ROW ? post_from_row(s) : NULL;
+    sqlite3_reset(s);
+    return p;
+}
+
+int store_categories(struct store *st, char ***names, size_t *n)
+{
+    sqlite3_stmt *s = use(st, S_CATEGORIES);
+    size_t alloc = 0;
+    int rc;
+    *names = NULL;
+    *n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n + 1 >= alloc) {
+            alloc = alloc ? alloc * 2 : 16;
+            char **a = realloc(*names, alloc * sizeof *a);
+            if (!a)
+                break;
+            *names = a;
+        }
+        if (!((*names)[*n] = col_strdup(s, 0)))
+            break;
+        (*names)[++*n] = NULL;
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        return 0;
+    for (size_t i = 0; i < *n; i++)
+        free((*names)[i]);
+    free(*names);
+    *names = NULL;
+    *n = 0;
+    return -1;
+}
+
+int store_span(struct store *st, int64_t *first, int64_t *last)
+{
+    sqlite3_stmt *s = use(st, S_SPAN);
+    int rc = sqlite3_step(s);
+    int any = rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL;
+    if (any) {
+        *first = sqlite3_column_int64(s, 0);
+        *last = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? any : -1;
 }
 
 int64_t store_announce(struct store *st, const char *kind, const char *slug, const char *url,

@@ -62,6 +62,19 @@ struct store_row {
 int store_rows(struct store *st, struct store_row **rows, size_t *n);
 void store_rows_free(struct store_row *rows, size_t n);
 
+/* Appends to rows (n already there, from these calls only) the row of path,
+ * or else the rows holding slug, or else the rows due by then but not
+ * published (not drafts). 0, or -1 (rows freed). */
+int store_rows_by(struct store *st, const char *path, const char *slug, int64_t due,
+                  struct store_row **rows, size_t *n);
+
+/* The first path other than path whose post holds slug (malloc'd), or NULL. */
+char *store_slug_owner(struct store *st, const char *slug, const char *path);
+
+/* Published posts; the date of the next scheduled one after now (0: none). */
+int64_t store_count_published(struct store *st);
+int64_t store_next_due(struct store *st, int64_t now);
+
 /* Inserts or replaces the post stored for p->path; published kept as given. */
 int store_post_put(struct store *st, const struct post *p, int64_t updated, int published);
 int store_post_set_published(struct store *st, const char *path, int published);
@@ -77,6 +90,28 @@ int store_post_html(struct store *st, struct post *p);
  */
 typedef int (*store_post_fn)(void *arg, struct post *p);
 int store_each_published(struct store *st, int with_html, store_post_fn fn, void *arg);
+
+/* The newest limit published posts (of one category, or all: NULL), newest
+ * first, as store_each_published. */
+int store_latest(struct store *st, const char *category, int limit, int with_html, store_post_fn fn,
+                 void *arg);
+
+/* A digest of what store_latest would return (paths, contents, dates): the
+ * same digest, the same feed. */
+int store_latest_digest(struct store *st, const char *category, int limit, unsigned char out[32]);
+
+/* The published posts dated in [from, to), newest first. */
+int store_between(struct store *st, int64_t from, int64_t to, int with_html, store_post_fn fn,
+                  void *arg);
+
+/* The published post with this slug (html filled), or NULL. */
+struct post *store_published_slug(struct store *st, const char *slug);
+
+/* The categories of published posts, sorted, NULL-terminated; 0 or -1. */
+int store_categories(struct store *st, char ***names, size_t *n);
+
+/* Dates of the oldest and newest published post: 1, 0 when none, -1. */
+int store_span(struct store *st, int64_t *first, int64_t *last);
 
 /* Appends one event to the announcement log; returns its seq, or -1. */
 int64_t store_announce(struct store *st, const char *kind, const char *slug, const char *url,

@@ -1,6 +1,6 @@
 """Golden files: the example site (contrib/example) built with a pinned
 NASHRA_NOW must give exactly tests/golden/example/{feed.xml, atom.xml,
-feed.json, index.html, posts/*/index.html}. A mismatch prints the unified
+feed.json, index.html, posts/*/index.html, archive/*/index.html}. A mismatch prints the unified
 diff. NASHRA_UPDATE_GOLDEN=1 rewrites the golden files instead (look at
 them before committing: they are the reference)."""
 
@@ -25,10 +25,11 @@ TOP = ('feed.xml', 'atom.xml', 'feed.json', 'index.html')
 def compared(public):
     """Relative paths of the outputs the golden files cover."""
     rels = [r for r in TOP if os.path.exists(os.path.join(public, r))]
-    posts = os.path.join(public, 'posts')
-    if os.path.isdir(posts):
-        rels += sorted('posts/%s/index.html' % d for d in os.listdir(posts)
-                       if os.path.isfile(os.path.join(posts, d, 'index.html')))
+    for sub in ('posts', 'archive'):
+        top = os.path.join(public, sub)
+        if os.path.isdir(top):
+            rels += sorted('%s/%s/index.html' % (sub, d) for d in os.listdir(top)
+                           if os.path.isfile(os.path.join(top, d, 'index.html')))
     return rels
 
 

@@ -535,7 +535,7 @@ static char *index_page(const struct html_templates *t, struct post *const *post
 {
     struct buf out;
     buf_init(&out, 0);
-    assert_int_equal(html_index_page(&cfg, t, posts, n, &out), 0);
+    assert_int_equal(html_index_page(&cfg, t, 0, posts, n, NULL, 0, &out), 0);
     return buf_steal(&out);
 }
 

@@ -78,6 +78,22 @@ static void test_defaults(void **state)
     assert_string_equal(p->lang, "ar");
     assert_string_equal(p->summary, "فقرة أولى.");
     assert_int_equal(p->newsletter, 1);
+    /* the heading became the title: the body does not repeat it */
+    assert_string_equal(p->html, "<p>فقرة أولى.</p>\n<p>ثانية.</p>\n");
+    post_free(p);
+
+    /* a title given in front matter: the heading is the body's own */
+    p = parse("t.md", "---\ntitle: T\n---\n# H\n\nx\n", &d);
+    assert_non_null(p);
+    assert_string_equal(p->title, "T");
+    assert_string_equal(p->html, "<h1>H</h1>\n<p>x</p>\n");
+    post_free(p);
+
+    /* a heading that is not the first block stays where it is */
+    p = parse("u.md", "intro\n\n# H\n", &d);
+    assert_non_null(p);
+    assert_string_equal(p->title, "H");
+    assert_string_equal(p->html, "<p>intro</p>\n<h1>H</h1>\n");
     post_free(p);
 
     p = parse("x/only-name.md", "no heading here\n", &d);
