@@ -158,6 +158,8 @@ struct pass {
     struct slugset gone;    /* slugs whose page must go (incremental) */
     int *years;             /* years whose archive page changed (incremental) */
     size_t nyears, ayears;
+    char okey[65]; /* what the outputs depend on besides the posts */
+    int reuse;     /* the outputs were whole for okey when this pass began */
 };
 
 static struct store_row *row_find(struct store_row *rows, size_t n, const char *path)
@@ -489,6 +491,22 @@ static int pass_paths(struct pass *ps)
     return rc;
 }
 
+/*
+ * Whether the outputs were whole when this pass began, and, in the same
+ * transaction as the state it changes, the mark that they are not any more:
+ * a crash between this commit and the last output written leaves no key, and
+ * the next full pass renders every page again instead of trusting them.
+ */
+static int outputs_due(struct pass *ps)
+{
+    char *k = store_meta_get(ps->st, "outputs_key");
+    ps->reuse = k && !strcmp(k, ps->okey);
+    free(k);
+    if (ps->reuse && (ps->touched.n || ps->gone.n || ps->nyears || ps->rerender))
+        return store_meta_put(ps->st, "outputs_key", "");
+    return 0;
+}
+
 static int pass_state(struct pass *ps)
 {
     char key[65];
@@ -521,7 +539,8 @@ static int pass_state(struct pass *ps)
         goto rollback;
     if (ps->paths) {
         ps->stats->files = ps->nbefore;
-        if (pass_paths(ps) < 0 || pass_publish(ps) < 0 || store_commit(ps->st) < 0)
+        if (pass_paths(ps) < 0 || pass_publish(ps) < 0 || outputs_due(ps) < 0 ||
+            store_commit(ps->st) < 0)
             goto rollback;
         rc = 0;
         goto out;
@@ -537,6 +556,8 @@ static int pass_state(struct pass *ps)
     if (pass_deleted(ps, &scan) < 0 || pass_publish(ps) < 0)
         goto rollback;
     if (ps->first_run && store_mark_initialized(ps->st) < 0)
+        goto rollback;
+    if (outputs_due(ps) < 0)
         goto rollback;
     if (store_commit(ps->st) < 0)
         goto rollback;
@@ -573,7 +594,9 @@ struct outputs {
     struct post **list; /* what the last query collected */
     size_t n, alloc;
     int incremental;
-    char **slugs; /* a full pass: every published slug, for pruning */
+    int reuse;                   /* a full pass may keep pages of posts not in fresh */
+    const struct slugset *fresh; /* a full pass: the posts this pass changed */
+    char **slugs;                /* a full pass: every published slug, for pruning */
     size_t nslugs, aslugs;
 };
 
@@ -631,11 +654,36 @@ static int write_page(struct outputs *o, const struct post *p)
     return rc;
 }
 
-/* store_each_published callback of a full pass: the page, then forget it. */
+/* 1 if output/posts/{slug}/index.html exists. */
+static int page_exists(struct outputs *o, const char *slug)
+{
+    struct buf rel;
+    struct stat sb;
+    buf_init(&rel, 0);
+    char *path = buf_printf(&rel, "posts/%s/index.html", slug) == 0
+                     ? path_join(o->cfg->output.dir, buf_str(&rel))
+                     : NULL;
+    int there = path && stat(path, &sb) == 0;
+    free(path);
+    buf_free(&rel);
+    return there;
+}
+
+/*
+ * store_each_published callback of a full pass: the page, then forget it.
+ * When neither the settings, the templates nor nashra itself changed since
+ * the last full pass, the page of a post this pass did not change is kept
+ * as it is (if it is there): a warm build renders nothing.
+ */
 static int on_page(void *arg, struct post *p)
 {
     struct outputs *o = arg;
-    int rc = write_page(o, p);
+    int rc = 0;
+    if (!o->reuse || slugset_owner(o->fresh, p->slug) || !page_exists(o, p->slug)) {
+        rc = p->html ? 0 : store_post_html(o->st, p);
+        if (rc == 0)
+            rc = write_page(o, p);
+    }
     if (rc == 0 && o->nslugs == o->aslugs) {
         size_t na = o->aslugs ? o->aslugs * 2 : 1024;
         char **a = realloc(o->slugs, na * sizeof *a);
@@ -874,17 +922,38 @@ static int write_index(struct outputs *o, const int *years, size_t nyears)
  * it changed. Both rewrite the feeds and the index (unchanged bytes are not
  * written: only what differs touches the disk).
  */
+/* What every output depends on besides the posts: the settings, the
+ * templates, and the build of nashra that renders them. */
+static void outputs_key(const struct config *cfg, const struct html_templates *tpl, char out[65])
+{
+    unsigned char h[32], t[32];
+    char rk[65];
+    struct buf k;
+    buf_init(&k, 0);
+    render_key(cfg, rk);
+    html_templates_digest(tpl, t);
+    int rc = buf_printf(&k, "%s|%s %s|%d|%d|%d", rk, __DATE__, __TIME__, cfg->feeds.items,
+                        cfg->feeds.full_content, cfg->feeds.categories);
+    if (rc == 0)
+        rc = buf_append(&k, t, sizeof t);
+    SHA256((const unsigned char *)buf_str(&k), rc == 0 ? k.len : 0, h);
+    hex32(h, out);
+    buf_free(&k);
+}
+
 static int pass_outputs(const struct config *cfg, struct store *st,
-                        const struct html_templates *tpl, const struct pass *ps,
+                        const struct html_templates *tpl, const struct pass *ps, int full,
                         struct publish_stats *stats)
 {
-    struct outputs o = {.cfg = cfg, .st = st, .tpl = tpl, .stats = stats, .incremental = !!ps};
+    struct outputs o = {.cfg = cfg, .st = st, .tpl = tpl, .stats = stats, .incremental = !full};
     int *years = NULL;
     size_t nyears = 0;
     int rc = 0;
     buf_init(&o.page, 0);
-    if (!ps) {
-        rc = store_each_published(st, 1, on_page, &o);
+    if (full) {
+        o.reuse = ps->reuse;
+        o.fresh = &ps->touched;
+        rc = store_each_published(st, 0, on_page, &o);
     } else {
         for (size_t i = 0; i < ps->gone.n; i++)
             if (!slugset_owner(&ps->touched, ps->gone.slug[i]))
@@ -901,7 +970,7 @@ static int pass_outputs(const struct config *cfg, struct store *st,
         rc = write_categories(&o);
     if (rc == 0)
         rc = years_list(&o, &years, &nyears);
-    if (!ps) {
+    if (full) {
         for (size_t i = 0; rc == 0 && i < nyears; i++)
             rc = write_year(&o, years[i]);
     } else {
@@ -910,7 +979,11 @@ static int pass_outputs(const struct config *cfg, struct store *st,
     }
     if (rc == 0)
         rc = write_index(&o, years, nyears);
-    if (rc == 0 && !o.failed && !ps) {
+    /* Whole again: a full pass made them so, an incremental one kept them. */
+    if (rc == 0 && !o.failed && (full || ps->reuse) &&
+        store_meta_put(st, "outputs_key", ps->okey) < 0)
+        rc = -1;
+    if (rc == 0 && !o.failed && full) {
         qsort(o.slugs, o.nslugs, sizeof *o.slugs, strcmp_indirect);
         prune(&o, "posts", o.slugs, o.nslugs, page_files);
         char **ykeep = calloc(nyears + 1, sizeof *ykeep);
@@ -958,11 +1031,12 @@ int publish_run(const struct config *cfg, struct store *st, const struct html_te
 {
     struct pass ps = {.cfg = cfg, .st = st, .stats = stats, .now = timefmt_now()};
     memset(stats, 0, sizeof *stats);
+    outputs_key(cfg, tpl, ps.okey);
     int rc = pass_state(&ps);
+    if (rc == 0)
+        rc = pass_outputs(cfg, st, tpl, &ps, 1, stats);
     pass_free(&ps);
-    if (rc < 0)
-        return -1;
-    return pass_outputs(cfg, st, tpl, NULL, stats);
+    return rc < 0 ? -1 : 0;
 }
 
 int publish_changes(const struct config *cfg, struct store *st, const struct html_templates *tpl,
@@ -982,6 +1056,7 @@ int publish_changes(const struct config *cfg, struct store *st, const struct htm
                       .paths = npaths ? paths : none,
                       .npaths = npaths};
     memset(stats, 0, sizeof *stats);
+    outputs_key(cfg, tpl, ps.okey);
     int64_t t0 = mono_ms();
     int rc = pass_state(&ps);
     if (rc > 0) { /* the settings posts are rendered with changed */
@@ -990,7 +1065,7 @@ int publish_changes(const struct config *cfg, struct store *st, const struct htm
     }
     int64_t t1 = mono_ms();
     if (rc == 0)
-        rc = pass_outputs(cfg, st, tpl, &ps, stats);
+        rc = pass_outputs(cfg, st, tpl, &ps, 0, stats);
     log_event(LOG_DEBUG, "publish_changes",
               "paths=%zu pages=%zu gone=%zu years=%zu state_ms=%lld "
               "outputs_ms=%lld",

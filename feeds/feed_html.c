@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <openssl/sha.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -347,7 +348,7 @@ static json_t *html_post(const struct config *cfg, const struct post *p, int wit
     feed_jb_str(jb, o, "dir", dir_of(p->rtl));
     if (with_body) {
         if (p->html)
-            feed_jb_strn(jb, o, "html", p->html, feed_html_len(p));
+            feed_jb_clean(jb, o, "html", p->html, feed_html_len(p)); /* rendered clean */
         feed_jb_set(jb, o, "categories", html_categories(cfg, p, jb));
         feed_jb_set(jb, o, "has_categories", json_boolean(p->ncategories > 0));
         json_t *tags = json_array();
@@ -587,6 +588,20 @@ static int tpl_check(const struct config *cfg, const struct html_templates *t, i
     buf_free(&url);
     buf_free(&out);
     return rc;
+}
+
+void html_templates_digest(const struct html_templates *t, unsigned char out[32])
+{
+    struct buf k;
+    buf_init(&k, 0);
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < TPL_N; i++) {
+        size_t len = t->len[i];
+        if (buf_append(&k, &len, sizeof len) < 0 || buf_append(&k, t->text[i], len) < 0)
+            rc = -1;
+    }
+    SHA256((const unsigned char *)buf_str(&k), rc == 0 ? k.len : 0, out);
+    buf_free(&k);
 }
 
 struct html_templates *html_templates_load(const struct config *cfg, struct diag *err,

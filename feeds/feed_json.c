@@ -36,6 +36,14 @@ json_t *feed_jb_string(struct feed_jb *jb, const char *s, size_t len)
     return v;
 }
 
+void feed_jb_clean(struct feed_jb *jb, json_t *obj, const char *key, const char *s, size_t len)
+{
+    if (s && !jb->err)
+        feed_jb_set(jb, obj, key,
+                    text_xml_is_clean(s, len) ? json_stringn_nocheck(s, len)
+                                              : feed_jb_string(jb, s, len));
+}
+
 /* jansson's *_new setters release value even when obj is NULL or wrong. */
 void feed_jb_set(struct feed_jb *jb, json_t *obj, const char *key, json_t *value)
 {

@@ -42,6 +42,9 @@ struct html_templates *html_templates_load(const struct config *cfg, struct diag
                                            char **err_file);
 void html_templates_free(struct html_templates *t);
 
+/* A digest of the templates' text: the same digest, the same pages. */
+void html_templates_digest(const struct html_templates *t, unsigned char out[32]);
+
 /* posts/{slug}/index.html for p (p->html filled). */
 int html_post_page(const struct config *cfg, const struct html_templates *t, const struct post *p,
                    struct buf *out);

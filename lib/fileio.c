@@ -245,29 +245,27 @@ static int mkdir_one(const char *path)
 
 int mkdir_p(const char *path)
 {
-    struct stat st;
-    int rc = -1;
-
     if (!path || !*path) {
         errno = EINVAL;
         return -1;
     }
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    /* From the leaf up: the usual case (the parent exists) is one mkdir. */
+    if (mkdir_one(path) == 0)
         return 0;
+    if (errno != ENOENT)
+        return -1;
     char *copy = strdup(path);
     if (!copy)
         return -1;
-    for (char *p = copy + 1; *p; p++) {
-        if (*p != '/' || p[-1] == '/')
-            continue;
-        *p = '\0';
-        int r = mkdir_one(copy);
-        *p = '/';
-        if (r < 0)
-            goto out;
+    char *slash = strrchr(copy, '/');
+    while (slash && slash > copy && slash[-1] == '/')
+        slash--;
+    int rc = -1;
+    if (slash && slash > copy) {
+        *slash = '\0';
+        if (mkdir_p(copy) == 0)
+            rc = mkdir_one(path);
     }
-    rc = mkdir_one(copy);
-out:
     free(copy);
     return rc;
 }

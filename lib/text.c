@@ -163,26 +163,26 @@ static int xml_scan(struct buf *out, const char *s, size_t len, int escape)
     size_t i = 0, run = 0;
 
     while (i < len) {
-        if (!escape) { /* fast path: eight printable ASCII bytes at a time */
-            while (i + 8 <= len) {
+        unsigned char cls = byte_class[p[i]];
+        size_t n = 1;
+        if (cls == C_OK || (cls == C_ESC && !escape)) {
+            i++;
+            /* fast path: eight printable ASCII bytes at a time */
+            while (!escape && i + 8 <= len) {
                 uint64_t w;
                 memcpy(&w, p + i, 8);
                 if ((w | (w - 0x2020202020202020ULL)) & 0x8080808080808080ULL)
                     break; /* a byte below 0x20 or above 0x7F: look closer */
                 i += 8;
             }
-            if (i >= len)
-                break;
-        }
-        unsigned char cls = byte_class[p[i]];
-        size_t n = 1;
-        if (cls == C_OK || (cls == C_ESC && !escape)) {
-            i++;
             continue;
         }
         if (cls == C_HIGH) {
-            if (two_byte_ok(p + i, len - i, 0xA0)) { /* fast path: Arabic */
+            if (two_byte_ok(p + i, len - i, 0xA0)) {
+                /* fast path: a run of two-byte letters (Arabic: D8-DB xx) */
                 i += 2;
+                while (i + 1 < len && p[i] >= 0xC3 && p[i] <= 0xDF && (p[i + 1] & 0xC0) == 0x80)
+                    i += 2;
                 continue;
             }
             n = xml_high_len(p + i, len - i);
@@ -220,6 +220,32 @@ static int xml_scan_all(struct buf *out, const char *s, size_t len, int escape)
         out->data[len0] = '\0';
     }
     return -1;
+}
+
+int text_xml_is_clean(const char *s, size_t len)
+{
+    /* Bytes that may start what XML forbids, in valid UTF-8: C0 controls, C2
+     * (C1 controls are C2 80-9F), EF (U+FFFE, U+FFFF are EF BF BE-BF). */
+    static unsigned char suspect[256];
+    static int ready;
+    const unsigned char *p = (const unsigned char *)s;
+    if (!ready) {
+        for (int c = 0; c < 0x20; c++)
+            suspect[c] = c != '\t' && c != '\n' && c != '\r';
+        suspect[0xC2] = suspect[0xEF] = 1;
+        ready = 1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!suspect[p[i]])
+            continue;
+        if (p[i] < 0x20)
+            return 0;
+        if (p[i] == 0xC2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F)
+            return 0;
+        if (p[i] == 0xEF && i + 2 < len && p[i + 1] == 0xBF && (p[i + 2] & 0xFE) == 0xBE)
+            return 0;
+    }
+    return 1;
 }
 
 int text_xml_clean(struct buf *out, const char *s, size_t len)

@@ -19,6 +19,10 @@
  */
 int utf8_valid(const char *s, size_t len, size_t *bad_off);
 
+/* 1 if valid UTF-8 s holds no character XML forbids (text_xml_clean would
+ * copy it as is), else 0. */
+int text_xml_is_clean(const char *s, size_t len);
+
 /* Appends s with characters XML forbids removed. */
 int text_xml_clean(struct buf *out, const char *s, size_t len);
 

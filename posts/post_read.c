@@ -449,7 +449,7 @@ struct post *post_parse(const struct config *cfg, const char *relpath, const cha
     struct buf clean;
     char *slug = NULL;
     render_out_init(&ro, cfg->content.max_bytes * 4 + 4096);
-    buf_init(&clean, len + 1);
+    buf_init(&clean, len + 1); /* filled only when the post needs cleaning */
     if (!p)
         goto fail;
     p->path = strdup(relpath);
@@ -465,10 +465,12 @@ struct post *post_parse(const struct config *cfg, const char *relpath, const cha
     /* Characters XML forbids (C0 controls but tab and newlines, U+FFFE,
      * U+FFFF) go before anything reads the post, front matter included:
      * libyaml rejects them and no output may carry them. */
-    if (text_xml_clean(&clean, data, len) < 0)
-        goto oom;
-    data = buf_str(&clean);
-    len = clean.len;
+    if (!text_xml_is_clean(data, len)) {
+        if (text_xml_clean(&clean, data, len) < 0)
+            goto oom;
+        data = buf_str(&clean);
+        len = clean.len;
+    }
 
     const char *fm;
     size_t fm_len, body_off;
