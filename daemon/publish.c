@@ -209,6 +209,16 @@ static int pass_file(struct pass *ps, const char *path)
         rc = -1;
         goto out;
     }
+    /* The file as stat(2) sees it, taken before reading: the same size,
+     * times and inode as when its bytes were stored, and it is not read. */
+    char sig[128] = "";
+    struct stat sb;
+    if (stat(full, &sb) == 0 && S_ISREG(sb.st_mode))
+        snprintf(sig, sizeof sig, "%lld:%lld.%09ld:%lld.%09ld:%llu", (long long)sb.st_size,
+                 (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec, (long long)sb.st_ctim.tv_sec,
+                 sb.st_ctim.tv_nsec, (unsigned long long)sb.st_ino);
+    if (old && *sig && old->fstat && !strcmp(old->fstat, sig) && !ps->rerender)
+        goto claim;
     if (file_read(full, ps->cfg->content.max_bytes, &data, &why) < 0) {
         diag_set(&d, 0, 0, "cannot read: %s", why);
         goto rejected;
@@ -216,8 +226,11 @@ static int pass_file(struct pass *ps, const char *path)
     if (old) {
         unsigned char h[32];
         SHA256((const unsigned char *)buf_str(&data), data.len, h);
-        if (!memcmp(h, old->hash, 32) && !ps->rerender)
-            goto claim; /* unchanged since the last pass */
+        if (!memcmp(h, old->hash, 32) && !ps->rerender) { /* unchanged since the last pass */
+            if (*sig && store_post_fstat(ps->st, path, sig) < 0)
+                rc = -1;
+            goto claim;
+        }
     }
     ps->stats->parsed++;
     if (!(p = post_parse(ps->cfg, path, buf_str(&data), data.len, seen, &d)))
@@ -233,7 +246,8 @@ static int pass_file(struct pass *ps, const char *path)
                       : old && !memcmp(old->hash, p->hash, 32) ? old->updated
                       : old                                    ? ps->now
                                                                : p->date;
-    if (store_post_put(ps->st, p, updated, old ? old->published : 0) < 0) {
+    if (store_post_put(ps->st, p, updated, old ? old->published : 0) < 0 ||
+        (*sig && store_post_fstat(ps->st, path, sig) < 0)) {
         rc = -1;
         goto out;
     }

@@ -32,6 +32,7 @@ enum stmt_id {
     S_POST_PUBLISHED,
     S_POST_DELETE,
     S_CAT_PUBLISHED,
+    S_POST_FSTAT,
     S_BODY_PUT,
     S_BODY_GET,
     S_BODY_DELETE,
@@ -55,7 +56,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_FIRST_SEEN_PUT] = "INSERT INTO seen(path, first_seen) VALUES (?1, ?2)",
     [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [S_META_PUT] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
-#define ROW_COLS "SELECT path, slug, hash, date, updated, draft, published, url, title FROM posts "
+#define ROW_COLS                                                                                   \
+    "SELECT path, slug, hash, date, updated, draft, published, url, title, fstat FROM posts "
     [S_ROWS] = ROW_COLS "ORDER BY path",
     [S_ROW_PATH] = ROW_COLS "WHERE path = ?1",
     [S_ROWS_SLUG] = ROW_COLS "WHERE slug = ?1 ORDER BY path",
@@ -68,6 +70,7 @@ static const char *const stmt_sql[S_COUNT] = {
                    "newsletter, published) VALUES "
                    "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
     [S_POST_PUBLISHED] = "UPDATE posts SET published = ?2 WHERE path = ?1",
+    [S_POST_FSTAT] = "UPDATE posts SET fstat = ?2 WHERE path = ?1",
     [S_CAT_PUBLISHED] = "UPDATE post_categories SET published = ?2 WHERE path = ?1",
     [S_POST_DELETE] = "DELETE FROM posts WHERE path = ?1",
     [S_BODY_PUT] = "INSERT OR REPLACE INTO bodies(path, html) VALUES (?1, ?2)",
@@ -112,7 +115,8 @@ static const char *const migrations[] = {
     "  lang TEXT NOT NULL, rtl INTEGER NOT NULL, image TEXT, categories TEXT NOT NULL,"
     "  tags TEXT NOT NULL, date INTEGER NOT NULL, updated INTEGER NOT NULL,"
     "  draft INTEGER NOT NULL, newsletter INTEGER NOT NULL,"
-    "  published INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;" /* rows in path order */
+    "  published INTEGER NOT NULL DEFAULT 0,"
+    "  fstat TEXT) WITHOUT ROWID;" /* rows in path order */
     /* Bodies apart: scans of posts stay small (no overflow pages to walk). */
     "CREATE TABLE bodies(path TEXT PRIMARY KEY, html TEXT NOT NULL);"
     "CREATE TABLE post_categories(path TEXT NOT NULL, category TEXT NOT NULL,"
@@ -402,6 +406,7 @@ static int rows_append(sqlite3_stmt *s, struct store_row **rows, size_t *n)
         r->published = sqlite3_column_int(s, 6);
         r->url = col_strdup(s, 7);
         r->title = col_strdup(s, 8);
+        r->fstat = col_strdup(s, 9); /* NULL: not known */
         if (!r->url || !r->title)
             goto fail;
     }
@@ -423,6 +428,7 @@ void store_rows_free(struct store_row *rows, size_t n)
         free(rows[i].slug);
         free(rows[i].url);
         free(rows[i].title);
+        free(rows[i].fstat);
     }
     free(rows);
 }
@@ -514,6 +520,14 @@ int store_post_set_published(struct store *st, const char *path, int published)
     s = use(st, S_CAT_PUBLISHED);
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, published);
+    return step_done(s);
+}
+
+int store_post_fstat(struct store *st, const char *path, const char *fstat)
+{
+    sqlite3_stmt *s = use(st, S_POST_FSTAT);
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, fstat, -1, SQLITE_STATIC);
     return step_done(s);
 }
 

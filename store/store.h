@@ -56,6 +56,7 @@ struct store_row {
     int64_t updated;
     int draft;
     int published;
+    char *fstat; /* the file's size, times and inode when it was last read, or NULL */
 };
 
 /* Every stored post, ordered by path. The caller frees with store_rows_free. */
@@ -79,6 +80,9 @@ int64_t store_next_due(struct store *st, int64_t now);
 int store_post_put(struct store *st, const struct post *p, int64_t updated, int published);
 int store_post_set_published(struct store *st, const char *path, int published);
 int store_post_delete(struct store *st, const char *path);
+
+/* Records what stat(2) said of path's file when its bytes were stored. */
+int store_post_fstat(struct store *st, const char *path, const char *fstat);
 
 /* Loads the stored HTML of p (by p->path) into p->html. 0, or -1. */
 int store_post_html(struct store *st, struct post *p);
