@@ -24,6 +24,8 @@
 #include "../lib/log.h"
 #include "../lib/timefmt.h"
 
+int (*publish_should_stop)(void);
+
 /* --- reading the folder -------------------------------------------------- */
 
 static void report(const struct config *cfg, const char *relpath, const struct diag *d)
@@ -561,6 +563,11 @@ static int pass_state(struct pass *ps)
     }
     int progress = scan.n >= 1000 && isatty(STDERR_FILENO);
     for (size_t i = 0; i < scan.n; i++) {
+        if (i % 64 == 63 && publish_should_stop && publish_should_stop()) {
+            log_event(LOG_INFO, "publish", "result=interrupted_for_stop files_read=%zu", i);
+            store_rollback(ps->st);
+            goto out;
+        }
         if (pass_file(ps, scan.paths[i]) < 0)
             goto rollback;
         if (progress && (i % 250 == 0 || i + 1 == scan.n))
@@ -608,6 +615,7 @@ struct outputs {
     struct post **list; /* what the last query collected */
     size_t n, alloc;
     int incremental;
+    size_t pages;                /* seen by a full pass so far */
     int reuse;                   /* a full pass may keep pages of posts not in fresh */
     const struct slugset *fresh; /* a full pass: the posts this pass changed */
     char **slugs;                /* a full pass: every published slug, for pruning */
@@ -693,6 +701,10 @@ static int on_page(void *arg, struct post *p)
 {
     struct outputs *o = arg;
     int rc = 0;
+    if (++o->pages % 64 == 0 && publish_should_stop && publish_should_stop()) {
+        post_free(p);
+        return -1; /* the next full pass finishes the job */
+    }
     if (!o->reuse || slugset_owner(o->fresh, p->slug) || !page_exists(o, p->slug)) {
         rc = p->html ? 0 : store_post_html(o->st, p);
         if (rc == 0)

@@ -43,6 +43,11 @@ int publish_run(const struct config *cfg, struct store *st, const struct html_te
 int publish_changes(const struct config *cfg, struct store *st, const struct html_templates *tpl,
                     char **paths, size_t npaths, struct publish_stats *stats);
 
+/* Asked now and then during a long pass (NULL: never): 1 makes the pass give
+ * up (state rolled back, or outputs left for the next pass) so the daemon
+ * stops within its deadline. */
+extern int (*publish_should_stop)(void);
+
 /* Reads every post without writing anything; prints each problem. Returns
  * the number of problems, or -1 when the folder cannot be read. */
 long publish_check(const struct config *cfg);

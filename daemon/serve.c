@@ -81,6 +81,15 @@ struct serve {
     unsigned long passes, pass_failures;
 };
 
+/* SIGTERM or SIGINT waiting in the signalfd (blocked signals stay pending):
+ * a long publish pass asks this so that a stop never waits for it. */
+static int stop_pending(void)
+{
+    sigset_t set;
+    return sigpending(&set) == 0 &&
+           (sigismember(&set, SIGTERM) == 1 || sigismember(&set, SIGINT) == 1);
+}
+
 static void changed_clear(struct serve *s)
 {
     for (size_t i = 0; i < s->nchanged; i++)
@@ -102,6 +111,8 @@ static int serve_publish(struct serve *s, const char *why, int full)
     changed_clear(s);
     s->rescan = 0;
     s->passes++;
+    if (rc < 0 && stop_pending()) /* given up for a stop: not a failure */
+        return -1;
     if (rc < 0) {
         s->pass_failures++;
         log_event(LOG_ERROR, "publish", "reason=%s result=failed retry_ms=%d", why, RETRY_MS);
@@ -342,6 +353,7 @@ static int serve_start(struct serve *s)
         diag_print(stderr, s->cfg->state.dir, &d);
         return 1;
     }
+    publish_should_stop = stop_pending;
     if (serve_signals(s) < 0 || !(s->loop = loop_new())) {
         log_event(LOG_ERROR, "start", "error=%s", log_quote(strerror(errno)));
         return 1;
