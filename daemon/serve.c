@@ -56,6 +56,23 @@ static const char serve_usage[] =
     "  -q        only warnings and errors\n"
     "  --help    this text\n";
 
+/*
+ * Consumers of the announcement log plug in here (the newsletter and
+ * ActivityPub deliveries): after a pass that appended events, announced() is
+ * told the newest sequence number; each reads the log itself from its own
+ * cursor in the store, so a restart resumes where it stopped and nothing is
+ * sent twice. tick() does timed work (retries with backoff) and returns the
+ * milliseconds until it wants to run again (-1: only after an event). Both
+ * run on the loop's thread and must not block: sockets go to loop_add().
+ */
+struct consumer {
+    const char *name;
+    void (*announced)(void *arg, int64_t last_seq);
+    int64_t (*tick)(void *arg, int64_t now_ms);
+    void *arg;
+};
+#define MAX_CONSUMERS 4
+
 struct serve {
     struct cmd_opts opts;
     struct config *cfg;
@@ -75,6 +92,8 @@ struct serve {
     int64_t retry_at;    /* a failed pass is retried then (ms), 0 if none */
     int64_t watchdog_ms; /* systemd watchdog interval / 2, 0 if none */
     int64_t watchdog_at;
+    struct consumer consumers[MAX_CONSUMERS];
+    size_t nconsumers;
     /* for /metrics */
     struct publish_stats last;
     int64_t last_publish; /* unix seconds of the last good pass, 0 if none */
@@ -121,6 +140,12 @@ static int serve_publish(struct serve *s, const char *why, int full)
     }
     s->retry_at = 0;
     s->next_due = st.next_due;
+    if (st.announced) {
+        int64_t seq = store_last_seq(s->st);
+        for (size_t i = 0; seq > 0 && i < s->nconsumers; i++)
+            if (s->consumers[i].announced)
+                s->consumers[i].announced(s->consumers[i].arg, seq);
+    }
     s->last = st;
     s->last_publish = timefmt_now();
     log_event(st.parsed || st.announced || st.written || full ? LOG_INFO : LOG_DEBUG, "publish",
@@ -274,6 +299,9 @@ static int64_t serve_tick(struct loop *l, void *arg)
         if (s->next_due && !s->retry_at)
             wait = min_wait(wait, ms_until(s->next_due) > 0 ? ms_until(s->next_due) : 0);
     }
+    for (size_t i = 0; i < s->nconsumers; i++)
+        if (s->consumers[i].tick)
+            wait = min_wait(wait, s->consumers[i].tick(s->consumers[i].arg, now));
     if (s->http) {
         http_run(s->http);
         wait = min_wait(wait, http_timeout_ms(s->http));

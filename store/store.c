@@ -28,6 +28,7 @@ enum stmt_id {
     S_SLUG_OWNER,
     S_COUNT_PUBLISHED,
     S_NEXT_DUE,
+    S_LAST_SEQ,
     S_POST_PUT,
     S_POST_PUBLISHED,
     S_POST_DELETE,
@@ -64,6 +65,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ROWS_DUE] = ROW_COLS "WHERE published = 0 AND draft = 0 AND date <= ?1 ORDER BY path",
     [S_SLUG_OWNER] = "SELECT path FROM posts WHERE slug = ?1 AND path <> ?2 ORDER BY path LIMIT 1",
     [S_COUNT_PUBLISHED] = "SELECT COUNT(*) FROM posts WHERE published = 1",
+    [S_LAST_SEQ] = "SELECT COALESCE(MAX(seq), 0) FROM announcements",
     [S_NEXT_DUE] = "SELECT MIN(date) FROM posts WHERE draft = 0 AND date > ?1",
     [S_POST_PUT] = "INSERT OR REPLACE INTO posts(path, slug, hash, kind, url, title, author, "
                    "summary, lang, rtl, image, categories, tags, date, updated, draft, "
@@ -354,6 +356,14 @@ char *store_slug_owner(struct store *st, const char *slug, const char *path)
 int64_t store_count_published(struct store *st)
 {
     sqlite3_stmt *s = use(st, S_COUNT_PUBLISHED);
+    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_reset(s);
+    return v;
+}
+
+int64_t store_last_seq(struct store *st)
+{
+    sqlite3_stmt *s = use(st, S_LAST_SEQ);
     int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
     sqlite3_reset(s);
     return v;

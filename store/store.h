@@ -76,6 +76,9 @@ char *store_slug_owner(struct store *st, const char *slug, const char *path);
 int64_t store_count_published(struct store *st);
 int64_t store_next_due(struct store *st, int64_t now);
 
+/* The sequence number of the newest announcement (0: none; -1: error). */
+int64_t store_last_seq(struct store *st);
+
 /* Inserts or replaces the post stored for p->path; published kept as given. */
 int store_post_put(struct store *st, const struct post *p, int64_t updated, int published);
 int store_post_set_published(struct store *st, const char *path, int published);
