@@ -248,7 +248,10 @@ static int pass_file(struct pass *ps, const char *path)
                       : old && !memcmp(old->hash, p->hash, 32) ? old->updated
                       : old                                    ? ps->now
                                                                : p->date;
-    if (store_post_put(ps->st, p, updated, old ? old->published : 0) < 0 ||
+    /* A new post is stored as it will most likely be (pass_publish decides,
+     * in this transaction): the first pass then writes each row once. */
+    int published = old ? old->published : !p->draft && p->date <= ps->now;
+    if (store_post_put(ps->st, p, updated, published) < 0 ||
         (*sig && store_post_fstat(ps->st, path, sig) < 0)) {
         rc = -1;
         goto out;
@@ -441,7 +444,7 @@ static int pass_publish(struct pass *ps)
             if (announce(ps, "updated", r->slug, r->url, r->title) < 0)
                 goto out;
         }
-        if (want != was && store_post_set_published(ps->st, r->path, want) < 0)
+        if (want != r->published && store_post_set_published(ps->st, r->path, want) < 0)
             goto out;
         if (want && (!was || moved || edited) &&
             (mark(ps, &ps->touched, r->slug, r->date) < 0 ||

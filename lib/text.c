@@ -236,6 +236,19 @@ int text_xml_is_clean(const char *s, size_t len)
         ready = 1;
     }
     for (size_t i = 0; i < len; i++) {
+        /* Eight bytes at a time while none is below 0x20, C2 or EF. */
+        while (i + 8 <= len) {
+            const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+            uint64_t w, c2, ef;
+            memcpy(&w, p + i, 8);
+            c2 = w ^ (ones * 0xC2);
+            ef = w ^ (ones * 0xEF);
+            if ((((w - ones * 0x20) & ~w) | ((c2 - ones) & ~c2) | ((ef - ones) & ~ef)) & highs)
+                break;
+            i += 8;
+        }
+        if (i >= len)
+            break;
         if (!suspect[p[i]])
             continue;
         if (p[i] < 0x20)

@@ -177,13 +177,40 @@ static void test_long_input(void **state)
     buf_free(&out);
 }
 
+/* text_xml_is_clean agrees with text_xml_clean at every position, across the
+ * eight-byte blocks of its fast path. */
+static void test_xml_is_clean(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"\x01", "\x1b", "\xC2\x85", "\xEF\xBF\xBE", "\xEF\xBF\xBF"};
+    char s[64];
+    assert_int_equal(text_xml_is_clean("", 0), 1);
+    const char *ok = "plain text\twith tabs\r\nand lines \xD8\xB9\xD8\xB1\xD8\xA8\xD9\x8A "
+                     "\xC2\xA9 \xEF\xBB\xBF \xEF\xBF\xBD end";
+    assert_int_equal(text_xml_is_clean(ok, strlen(ok)), 1);
+    for (size_t b = 0; b < sizeof bad / sizeof *bad; b++) {
+        for (size_t at = 0; at < 24; at++) {
+            size_t n = strlen(bad[b]);
+            memset(s, 'a', sizeof s);
+            memcpy(s + at, bad[b], n);
+            assert_int_equal(text_xml_is_clean(s, 40), 0);
+            struct buf out;
+            buf_init(&out, 0);
+            assert_int_equal(text_xml_clean(&out, s, 40), 0);
+            assert_int_equal(out.len, 40 - n); /* what is_clean saw, clean removes */
+            buf_free(&out);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8_valid_ok),   cmocka_unit_test(test_utf8_invalid),
-        cmocka_unit_test(test_seqlen),          cmocka_unit_test(test_xml_clean),
-        cmocka_unit_test(test_escape_html),     cmocka_unit_test(test_url_segment),
-        cmocka_unit_test(test_appends_and_cap), cmocka_unit_test(test_long_input),
+        cmocka_unit_test(test_xml_is_clean), cmocka_unit_test(test_utf8_valid_ok),
+        cmocka_unit_test(test_utf8_invalid), cmocka_unit_test(test_seqlen),
+        cmocka_unit_test(test_xml_clean),    cmocka_unit_test(test_escape_html),
+        cmocka_unit_test(test_url_segment),  cmocka_unit_test(test_appends_and_cap),
+        cmocka_unit_test(test_long_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
