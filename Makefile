@@ -16,11 +16,13 @@ PYTHON  := /usr/bin/python3
 
 # Debian packages the build and the tests need (SPEC §1).
 DEB_BUILD := build-essential pkg-config libyaml-dev libxml2-dev libmd4c-dev \
-             libjansson-dev libsqlite3-dev libssl-dev libmicrohttpd-dev libcmocka-dev tzdata
-DEB_TEST  := python3 python3-feedparser libxml2-utils trang locales sqlite3 clang-format
+             libjansson-dev libsqlite3-dev libssl-dev libmicrohttpd-dev libetpan-dev libcurl4-gnutls-dev \
+             libcmocka-dev tzdata
+DEB_TEST  := python3 python3-feedparser python3-aiosmtpd libxml2-utils trang locales sqlite3 \
+             clang-format openssl valgrind
 DEB_BENCH := hugo time
 
-PKGS := yaml-0.1 libxml-2.0 md4c jansson sqlite3 libcrypto libmicrohttpd
+PKGS := yaml-0.1 libxml-2.0 md4c jansson sqlite3 libcrypto libmicrohttpd libetpan libcurl
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
         -Wmissing-prototypes -Wvla -Wformat=2 -Wno-unused-parameter
@@ -38,7 +40,8 @@ endif
 
 ifneq ($(MAKECMDGOALS),deps)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libetpan's .pc carries Debian's link specs (-specs=...no-pie...): not ours.
+PKG_LIBS   := $(filter-out -specs=%,$(shell pkg-config --libs $(PKGS) 2>/dev/null))
 endif
 override CFLAGS += $(PKG_CFLAGS)
 override LDLIBS += $(PKG_LIBS) -lm
@@ -66,6 +69,9 @@ POSTS_SRCS := \
 STORE_SRCS := \
 	store/store.c
 
+# Newsletters (SPEC §8): each helper module adds its files here.
+MAIL_SRCS :=
+
 FEEDS_SRCS := \
 	feeds/feed_atom.c \
 	feeds/feed_html.c \
@@ -85,7 +91,8 @@ DAEMON_SRCS := \
 
 MAIN_SRC := daemon/main.c
 
-CORE_SRCS := $(LIB_SRCS) $(CONFIG_SRCS) $(POSTS_SRCS) $(STORE_SRCS) $(FEEDS_SRCS) $(DAEMON_SRCS)
+CORE_SRCS := $(LIB_SRCS) $(CONFIG_SRCS) $(POSTS_SRCS) $(STORE_SRCS) $(FEEDS_SRCS) $(MAIL_SRCS) \
+             $(DAEMON_SRCS)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 
 # Unit tests (cmocka): one file a module, each linked with the objects it needs.

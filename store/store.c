@@ -138,6 +138,11 @@ struct store {
     sqlite3_stmt *stmt[S_COUNT];
 };
 
+struct sqlite3 *store_sqlite(struct store *st)
+{
+    return st->db;
+}
+
 const char *store_errmsg(struct store *st)
 {
     return st && st->db ? sqlite3_errmsg(st->db) : "no database";

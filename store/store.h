@@ -27,6 +27,11 @@ struct store;
 struct store *store_open(const char *dir, int readonly, struct diag *err);
 void store_close(struct store *st);
 
+/* The database handle, for the other tables' modules (store/mail_store.c):
+ * one connection, one writer. */
+struct sqlite3;
+struct sqlite3 *store_sqlite(struct store *st);
+
 /* The last SQLite error, for logs. */
 const char *store_errmsg(struct store *st);
 
