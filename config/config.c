@@ -71,6 +71,7 @@ static const char *const config_keys[] = {
     "mail.smtp.connections",
     "mail.smtp.rate",
     "mail.smtp.timeout",
+    "mail.smtp.ca_file",
     "mail.from",
     "mail.secret_file",
     "mail.dkim.domain",
@@ -932,6 +933,7 @@ static void load_smtp(struct cload *c, const struct ynode *mail)
     cl_int(c, m, P, "connections", 1, 64, &cfg->mail.smtp.connections);
     cl_int(c, m, P, "rate", 0, 100000, &cfg->mail.smtp.rate);
     cl_int(c, m, P, "timeout", 1, 3600, &cfg->mail.smtp.timeout);
+    cl_path(c, m, P, "ca_file", &cfg->mail.smtp.ca_file);
 }
 
 static void load_mail_extras(struct cload *c, const struct ynode *mail)
@@ -1291,6 +1293,7 @@ void config_free(struct config *cfg)
         cfg->mail.smtp.host,
         cfg->mail.smtp.username,
         cfg->mail.smtp.password,
+        cfg->mail.smtp.ca_file,
         cfg->mail.from,
         cfg->mail.secret_file,
         cfg->mail.dkim.domain,

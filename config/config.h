@@ -90,6 +90,7 @@ struct config {
             int connections;   /* default 4 */
             int rate;          /* messages per second; default 50; 0 = unlimited */
             int timeout;       /* seconds; default 30 */
+            char *ca_file;     /* CA certificates to trust instead of the system's; NULL */
         } smtp;
         char *from;        /* "Name <addr>"; default "<site.title> <news@host>" */
         char *secret_file; /* default <state.dir>/secret */

@@ -1,0 +1,64 @@
+/*
+ * newsletter: what a list sends (SPEC §8). For one issue and one subscriber,
+ * the subject and the HTML, from the list's templates (the built-in one,
+ * localised for Arabic and English, right to left where the list's language
+ * is, or the list's own Mustache file), and the links a message carries
+ * (unsubscribe with its HMAC token, view in browser). Templates are compiled
+ * when the configuration is loaded, so `nashra check` reports their errors
+ * with file, line and column, never the sender.
+ */
+#ifndef NASHRA_NEWSLETTER_H
+#define NASHRA_NEWSLETTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../config/config.h"
+#include "../lib/buf.h"
+#include "../lib/diag.h"
+#include "../posts/post.h"
+
+struct newsletter;
+
+/* Compiles every list's subject and template. NULL on error, with err and
+ * (when not NULL) *err_file naming the template. */
+struct newsletter *newsletter_load(const struct config *cfg, struct diag *err, char **err_file);
+void newsletter_free(struct newsletter *n);
+
+/* The key unsubscribe links are signed with (newsletter_secret); without
+ * one (nashra check, preview) links carry no token. */
+void newsletter_use_key(struct newsletter *n, const unsigned char key[32]);
+
+/* The person one message goes to. extra: a JSON object of CSV columns. */
+struct newsletter_to {
+    int64_t id;
+    const char *email;
+    const char *name;
+    const char *extra;
+};
+
+/*
+ * Renders list li's message: one post (each) or the posts of a digest
+ * (newest first), for subscriber to. subject: one line, no control
+ * characters. html: the whole document. 0, or -1 (a cap, or no memory).
+ */
+int newsletter_render(const struct newsletter *n, size_t li, struct post *const *posts,
+                      size_t nposts, int digest, const struct newsletter_to *to,
+                      struct buf *subject, struct buf *html);
+
+/*
+ * The HMAC key of subscription links (mail.secret_file), created (32 random
+ * bytes, mode 0600) when absent. 0, or -1 with err.
+ */
+int newsletter_secret(const struct config *cfg, unsigned char key[32], struct diag *err);
+
+/* The token of an unsubscribe or confirm link: "<id>.<hex HMAC of
+ * purpose|list|id|email>" (purpose "unsubscribe" or "confirm"). */
+void newsletter_token(const unsigned char key[32], const char *purpose, const char *list,
+                      int64_t id, const char *email, char out[96]);
+
+/* 1 if token is the one newsletter_token makes for these. */
+int newsletter_token_ok(const unsigned char key[32], const char *purpose, const char *list,
+                        int64_t id, const char *email, const char *token);
+
+#endif
