@@ -687,7 +687,8 @@ static struct MHD_Daemon *http_mhd_start(struct http_server *srv, int fd, int v6
         per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, srv->o.conn_memory, MHD_OPTION_NOTIFY_COMPLETED,
         http_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, http_unescape_none, srv, MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,
-        MHD_OPTION_END);
+        /* RFC 9112: HTTP/1.1 without Host, bad header folding... get 400 */
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
 }
 
 /* Writes to a closed peer must not kill the daemon (sendfile raises SIGPIPE):
