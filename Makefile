@@ -67,10 +67,18 @@ POSTS_SRCS := \
 	posts/post_scan.c
 
 STORE_SRCS := \
+	store/mail_store.c \
 	store/store.c
 
 # Newsletters (SPEC §8): each helper module adds its files here.
-MAIL_SRCS :=
+MAIL_SRCS := \
+	mail/html2text.c \
+	mail/mime.c \
+	mail/newsletter.c \
+	mail/sender.c \
+	mail/transport.c \
+	mail/transport_maildir.c \
+	mail/transport_smtp.c
 
 FEEDS_SRCS := \
 	feeds/feed_atom.c \
@@ -80,6 +88,7 @@ FEEDS_SRCS := \
 
 DAEMON_SRCS := \
 	daemon/cmd_build.c \
+	daemon/cmd_subscribers.c \
 	daemon/http.c \
 	daemon/http_metrics.c \
 	daemon/http_path.c \
@@ -96,7 +105,7 @@ CORE_SRCS := $(LIB_SRCS) $(CONFIG_SRCS) $(POSTS_SRCS) $(STORE_SRCS) $(FEEDS_SRCS
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 
 # Unit tests (cmocka): one file a module, each linked with the objects it needs.
-UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http
+UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store
 test_buf_OBJS       := lib/buf.o
 test_text_OBJS      := lib/text.o lib/buf.o
 test_timefmt_OBJS   := lib/timefmt.o
@@ -112,6 +121,13 @@ test_store_OBJS     := store/store.o posts/post_read.o posts/post_md.o config/co
                        lib/buf.o lib/diag.o lib/fileio.o lib/log.o lib/text.o lib/timefmt.o
 test_http_OBJS      := daemon/http.o daemon/http_metrics.o daemon/http_path.o daemon/http_static.o \
                        lib/buf.o lib/diag.o lib/log.o lib/text.o
+test_mime_OBJS      := mail/mime.o lib/buf.o lib/text.o lib/timefmt.o
+test_html2text_OBJS := mail/html2text.o lib/buf.o lib/text.o
+test_transport_OBJS := mail/transport.o mail/transport_maildir.o mail/transport_smtp.o daemon/loop.o \
+                       lib/fileio.o lib/buf.o lib/log.o
+test_mail_store_OBJS := store/mail_store.o store/store.o posts/post_read.o posts/post_md.o config/config.o \
+                        lib/yaml_tree.o lib/buf.o lib/diag.o lib/fileio.o lib/log.o lib/text.o \
+                        lib/timefmt.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 .PHONY: nashra all deps deps-test run test unit integration bench lint format install clean check
@@ -175,6 +191,7 @@ bench: deps
 	$(call apt_install,$(DEB_BENCH))
 	$(MAKE) nashra
 	$(PYTHON) tests/bench/run.py
+	$(PYTHON) tests/bench/serve.py
 
 lint:
 	clang-format --dry-run --Werror $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c)

@@ -11,22 +11,27 @@
 #include "../feeds/feeds.h"
 #include "../lib/log.h"
 #include "../lib/timefmt.h"
+#include "../mail/newsletter.h"
+#include "../mail/sender.h"
 #include "../store/store.h"
 #include "cmd.h"
 #include "publish.h"
 
+#define DELIVER_TIMEOUT_MS (6 * 3600 * 1000LL) /* build --deliver gives up after this */
+
 static const char build_usage[] =
-    "usage: nashra build [-c FILE] [-v|-q]\n"
+    "usage: nashra build [-c FILE] [-v|-q] [--deliver]\n"
     "\n"
     "One full publish pass: read every post under content.dir, update the state\n"
     "in state.dir and write feeds and archive to output.dir, then exit.\n"
     "Rejected posts are listed as FILE:LINE:COL: error: ... and the others\n"
     "are published.\n"
     "\n"
-    "  -c FILE   configuration (default ./nashra.yaml)\n"
-    "  -v        more log lines (debug)\n"
-    "  -q        only warnings and errors\n"
-    "  --help    this text\n";
+    "  -c FILE    configuration (default ./nashra.yaml)\n"
+    "  --deliver  then send the newsletters due, to the end\n"
+    "  -v         more log lines (debug)\n"
+    "  -q         only warnings and errors\n"
+    "  --help     this text\n";
 
 static const char check_usage[] =
     "usage: nashra check [-c FILE] [-v|-q]\n"
@@ -36,6 +41,8 @@ static const char check_usage[] =
     "is no problem.\n"
     "\n"
     "  -c FILE   configuration (default ./nashra.yaml)\n"
+    "  -v        more log lines (debug)\n"
+    "  -q        only warnings and errors\n"
     "  --help    this text\n";
 
 int cmd_parse(int argc, char **argv, const char *usage, int allow_deliver, struct cmd_opts *o)
@@ -158,6 +165,22 @@ int cmd_build(int argc, char **argv)
               s.files, s.published, s.rejected, s.parsed, s.announced, s.written,
               log_quote(cfg->output.dir), ms_since(&t0));
     rc = 0;
+    if (o.deliver && cfg->nlists) { /* the mail due now, to the end */
+        struct sender *snd = sender_new(cfg, st, NULL, &d);
+        struct sender_stats ss = {0};
+        if (!snd) {
+            diag_print(stderr, "mail", &d);
+            rc = 1;
+        } else {
+            rc = sender_drain(snd, DELIVER_TIMEOUT_MS) < 0 ? 1 : 0;
+            sender_stats(snd, &ss);
+            log_event(rc ? LOG_ERROR : LOG_INFO, "deliver",
+                      "sent=%llu failed=%llu retry_later=%llu result=%s",
+                      (unsigned long long)ss.sent, (unsigned long long)ss.failed,
+                      (unsigned long long)ss.retried, rc ? "timeout" : "done");
+            sender_free(snd);
+        }
+    }
 out:
     store_close(st);
     html_templates_free(tpl);
@@ -180,6 +203,15 @@ int cmd_check(int argc, char **argv)
         return 2;
     }
     long problems = publish_check(cfg);
+    struct diag d = {0};
+    char *file = NULL;
+    struct newsletter *nl = newsletter_load(cfg, &d, &file);
+    if (!nl) {
+        diag_print(stderr, file ? file : cfg->path, &d);
+        problems = problems < 0 ? problems : problems + 1;
+    }
+    free(file);
+    newsletter_free(nl);
     if (problems == 0)
         fprintf(stderr, "%s: configuration, templates and posts are OK\n", o.config);
     else if (problems > 0)

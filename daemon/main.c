@@ -18,6 +18,7 @@ static const char usage[] =
     "  build     one full publish pass, then exit\n"
     "  check     validate config, templates and every post\n"
     "  serve     the daemon: publish every change, serve HTTP\n"
+    "  subscribers  add, remove, list, import or export a list's subscribers\n"
     "\n"
     "`nashra COMMAND --help` tells more. See nashra(1) and nashra.yaml(5).\n";
 
@@ -26,7 +27,10 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"build", cmd_build}, {"check", cmd_check}, {"serve", cmd_serve}};
+    } cmds[] = {{"build", cmd_build},
+                {"check", cmd_check},
+                {"serve", cmd_serve},
+                {"subscribers", cmd_subscribers}};
 
     /* Output never depends on the locale: C for everything we format. */
     setlocale(LC_ALL, "C");

@@ -606,7 +606,8 @@ out:
 
 /* --- outputs ------------------------------------------------------------- */
 
-#define INDEX_POSTS 50 /* on index.html; every post is on its year's page */
+#define OUTPUT_TMP  ".nashra-tmp" /* in output.dir; hidden, so never served */
+#define INDEX_POSTS 50            /* on index.html; every post is on its year's page */
 
 struct outputs {
     const struct config *cfg;
@@ -618,6 +619,7 @@ struct outputs {
     struct post **list; /* what the last query collected */
     size_t n, alloc;
     int incremental;
+    char *tmpdir;                /* output.dir/.nashra-tmp: temporary files, renamed into place */
     size_t pages;                /* seen by a full pass so far */
     int reuse;                   /* a full pass may keep pages of posts not in fresh */
     const struct slugset *fresh; /* a full pass: the posts this pass changed */
@@ -628,7 +630,7 @@ struct outputs {
 static int write_out(struct outputs *o, const char *rel, const struct buf *b)
 {
     char *path = path_join(o->cfg->output.dir, rel);
-    int r = path ? file_write_if_changed(path, buf_str(b), b->len) : -1;
+    int r = path ? file_write_if_changed_in(path, o->tmpdir, buf_str(b), b->len) : -1;
     if (r < 0) {
         log_event(LOG_ERROR, "write", "path=%s error=%s", log_quote(path ? path : rel),
                   log_quote(strerror(errno)));
@@ -977,9 +979,13 @@ static int pass_outputs(const struct config *cfg, struct store *st,
     struct outputs o = {.cfg = cfg, .st = st, .tpl = tpl, .stats = stats, .incremental = !full};
     int *years = NULL;
     size_t nyears = 0;
-    int rc = 0;
+    int rc = (o.tmpdir = path_join(cfg->output.dir, OUTPUT_TMP)) ? 0 : -1;
     buf_init(&o.page, 0);
-    if (full) {
+    if (full && rc == 0 && file_sweep_tmp(o.tmpdir) > 0)
+        log_event(LOG_INFO, "output", "note=removed_files_left_by_a_crash dir=%s",
+                  log_quote(o.tmpdir));
+    if (rc < 0) {
+    } else if (full) {
         o.reuse = ps->reuse;
         o.fresh = &ps->touched;
         rc = store_each_published(st, 0, on_page, &o);
@@ -1033,6 +1039,7 @@ static int pass_outputs(const struct config *cfg, struct store *st,
         free(o.slugs[i]);
     free(o.slugs);
     free(years);
+    free(o.tmpdir);
     buf_free(&o.page);
     return rc < 0 || o.failed ? -1 : 0;
 }

@@ -34,6 +34,7 @@
 #include "../lib/log.h"
 #include "../lib/sdnotify.h"
 #include "../lib/timefmt.h"
+#include "../mail/sender.h"
 #include "../store/store.h"
 #include "cmd.h"
 #include "http.h"
@@ -94,6 +95,7 @@ struct serve {
     int64_t watchdog_at;
     struct consumer consumers[MAX_CONSUMERS];
     size_t nconsumers;
+    struct sender *sender; /* the newsletters: NULL without lists */
     /* for /metrics */
     struct publish_stats last;
     int64_t last_publish; /* unix seconds of the last good pass, 0 if none */
@@ -211,6 +213,25 @@ static void on_signal(struct loop *l, int fd, uint32_t events, void *arg)
     }
 }
 
+/* The newsletter sender, when the config has lists; (re)made on reload. */
+static int serve_mail(struct serve *s)
+{
+    struct diag d = {0};
+    s->nconsumers = 0;
+    sender_free(s->sender);
+    s->sender = NULL;
+    if (!s->cfg->nlists)
+        return 0;
+    if (!(s->sender = sender_new(s->cfg, s->st, s->loop, &d))) {
+        log_event(LOG_ERROR, "mail", "error=%s", log_quote(d.msg));
+        return -1;
+    }
+    s->consumers[s->nconsumers++] =
+        (struct consumer){"mail", sender_announced, sender_tick, s->sender};
+    sender_announced(s->sender, 0); /* what was announced while we were down */
+    return 0;
+}
+
 /* SIGHUP: a new config and templates, swapped in whole, or none at all. */
 static void serve_reload(struct serve *s)
 {
@@ -243,6 +264,7 @@ static void serve_reload(struct serve *s)
     s->cfg = cfg;
     s->tpl = tpl;
     http_set_root(s->http, cfg->output.dir);
+    serve_mail(s); /* messages in flight stay pending: sent again */
     log_event(LOG_INFO, "reload", "result=applied file=%s", log_quote(s->opts.config));
     serve_publish(s, "reload", 1);
 }
@@ -326,6 +348,29 @@ static void on_http(struct loop *l, int fd, uint32_t events, void *arg)
         log_event(LOG_ERROR, "http", "error=%s", log_quote(strerror(errno)));
 }
 
+static int mail_metrics(const struct serve *s, struct buf *out)
+{
+    struct sender_stats st = {0};
+    if (s->sender)
+        sender_stats(s->sender, &st);
+    return buf_printf(
+        out,
+        "# HELP nashra_mail_sent_total Messages the mail server accepted.\n"
+        "# TYPE nashra_mail_sent_total counter\n"
+        "nashra_mail_sent_total %llu\n"
+        "# HELP nashra_mail_failed_total Messages given up on (5xx, too many tries).\n"
+        "# TYPE nashra_mail_failed_total counter\n"
+        "nashra_mail_failed_total %llu\n"
+        "# HELP nashra_mail_retries_total Messages put back for a later try.\n"
+        "# TYPE nashra_mail_retries_total counter\n"
+        "nashra_mail_retries_total %llu\n"
+        "# HELP nashra_mail_inflight Messages handed to the server, not answered.\n"
+        "# TYPE nashra_mail_inflight gauge\n"
+        "nashra_mail_inflight %zu\n",
+        (unsigned long long)st.sent, (unsigned long long)st.failed, (unsigned long long)st.retried,
+        st.inflight);
+}
+
 /* The daemon's part of /metrics (the server adds its own). */
 static int serve_metrics(void *arg, struct buf *out)
 {
@@ -351,7 +396,9 @@ static int serve_metrics(void *arg, struct buf *out)
                       "# TYPE nashra_next_scheduled_timestamp_seconds gauge\n"
                       "nashra_next_scheduled_timestamp_seconds %lld\n",
                       s->last.published, s->last.rejected, s->passes, s->pass_failures,
-                      (long long)s->last_publish, (long long)s->next_due);
+                      (long long)s->last_publish, (long long)s->next_due) < 0
+               ? -1
+               : mail_metrics(s, out);
 }
 
 static int serve_signals(struct serve *s)
@@ -404,6 +451,8 @@ static int serve_start(struct serve *s)
         return 1;
     }
     serve_publish(s, "start", 1);
+    if (serve_mail(s) < 0)
+        return 1;
     s->watchdog_ms = sd_watchdog_ms() / 2;
     s->watchdog_at = loop_now_ms();
     log_event(LOG_INFO, "ready", "content=%s output=%s http=%s port=%d",
@@ -427,6 +476,7 @@ int cmd_serve(int argc, char **argv)
     sd_notify_send("STOPPING=1");
     if (rc == 0)
         log_event(LOG_INFO, "stop", "result=clean");
+    sender_free(s.sender);
     http_stop(s.http);
     watch_free(s.watch);
     loop_free(s.loop);

@@ -5,7 +5,9 @@
  */
 #include "fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +186,12 @@ static int open_tmp(const char *dir, const char *tmp)
 
 int file_write_if_changed(const char *path, const void *data, size_t len)
 {
+    return file_write_if_changed_in(path, NULL, data, len);
+}
+
+int file_write_if_changed_in(const char *path, const char *tmpdir, const void *data, size_t len)
+{
+    static unsigned long seq;
     char *dir = NULL, *tmp = NULL;
     int rc = -1, saved;
 
@@ -196,11 +204,13 @@ int file_write_if_changed(const char *path, const void *data, size_t len)
         return -1;
     }
     dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir || asprintf(&tmp, "%s/.%s.tmp.%ld", dir, name, (long)getpid()) < 0) {
+    int n = tmpdir ? asprintf(&tmp, "%s/%ld.%lu", tmpdir, (long)getpid(), ++seq)
+                   : asprintf(&tmp, "%s/.%s.tmp.%ld", dir ? dir : ".", name, (long)getpid());
+    if (!dir || n < 0) {
         tmp = NULL;
         goto out;
     }
-    int fd = open_tmp(dir, tmp);
+    int fd = open_tmp(tmpdir ? tmpdir : dir, tmp);
     if (fd < 0)
         goto out;
     int ok = write_all(fd, data, len) == 0;
@@ -209,12 +219,16 @@ int file_write_if_changed(const char *path, const void *data, size_t len)
         ok = 0;
         saved = errno;
     }
-    if (ok && rename(tmp, path) == 0) {
-        rc = 1;
-        goto out;
-    }
-    if (ok)
+    if (ok) {
+        int r = rename(tmp, path);
+        if (r < 0 && errno == ENOENT && tmpdir && mkdir_p(dir) == 0)
+            r = rename(tmp, path); /* the folder of path was missing */
+        if (r == 0) {
+            rc = 1;
+            goto out;
+        }
         saved = errno;
+    }
     unlink(tmp); /* never leave a temporary file behind */
     errno = saved;
 out:
@@ -268,6 +282,29 @@ int mkdir_p(const char *path)
     }
     free(copy);
     return rc;
+}
+
+int file_sweep_tmp(const char *tmpdir)
+{
+    DIR *d = opendir(tmpdir);
+    struct dirent *de;
+    int removed = 0;
+    if (!d)
+        return 0;
+    while ((de = readdir(d))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (pid <= 0 || *end != '.' || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* its writer may still be at work */
+        char *f = path_join(tmpdir, de->d_name);
+        if (f && unlink(f) == 0)
+            removed++;
+        free(f);
+    }
+    closedir(d);
+    return removed;
 }
 
 char *path_join(const char *a, const char *b)

@@ -25,6 +25,15 @@ int file_read(const char *path, size_t max, struct buf *out, const char **why);
  */
 int file_write_if_changed(const char *path, const void *data, size_t len);
 
+/* The same with the temporary file in tmpdir (same file system), named
+ * "PID.N": a crash leaves nothing beside the outputs, and file_sweep_tmp
+ * finds what it left. tmpdir NULL: beside path. */
+int file_write_if_changed_in(const char *path, const char *tmpdir, const void *data, size_t len);
+
+/* Removes from tmpdir the temporary files of processes that are gone; the
+ * number removed. */
+int file_sweep_tmp(const char *tmpdir);
+
 /* mkdir -p with mode 0755; 0 or -1 (errno set). */
 int mkdir_p(const char *path);
 

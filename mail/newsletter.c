@@ -31,7 +31,7 @@
 #include "../lib/timefmt.h"
 
 #define TEMPLATE_MAX (1u << 20) /* a template file */
-#define SUBJECT_MAX 998         /* RFC 5322's line limit bounds any sane subject */
+#define SUBJECT_MAX  998        /* RFC 5322's line limit bounds any sane subject */
 
 static const char builtin[] =
     "<!DOCTYPE html>\n"
@@ -432,7 +432,7 @@ void newsletter_token(const unsigned char key[32], const char *purpose, const ch
         buf_reset(&msg);
     HMAC(EVP_sha256(), key, 32, (const unsigned char *)buf_str(&msg), msg.len, mac, &maclen);
     int n = snprintf(out, 96, "%lld.", (long long)id);
-    for (int i = 0; i < 16 && n + 2 < 96; i++, n += 2)
+    for (int i = 0; i < 10 && n + 2 < 96; i++, n += 2)
         snprintf(out + n, 3, "%02x", mac[i]);
     buf_free(&msg);
 }

@@ -52,7 +52,7 @@ int newsletter_render(const struct newsletter *n, size_t li, struct post *const 
  */
 int newsletter_secret(const struct config *cfg, unsigned char key[32], struct diag *err);
 
-/* The token of an unsubscribe or confirm link: "<id>.<hex HMAC of
+/* The token of an unsubscribe or confirm link: "<id>.<20 hex digits of the HMAC of
  * purpose|list|id|email>" (purpose "unsubscribe" or "confirm"). */
 void newsletter_token(const unsigned char key[32], const char *purpose, const char *list,
                       int64_t id, const char *email, char out[96]);

@@ -1,16 +1,26 @@
 /*
- * transport: hands finished messages to the mail system, without blocking
- * the daemon's loop (SPEC §8). Two kinds:
+ * transport: hands finished messages to the mail system from the daemon's
+ * loop (SPEC §8). Two kinds:
  *   - maildir: each message a file in maildir_path/new (written to tmp/,
- *     then renamed), done at once;
+ *     fsynced, then renamed) during transport_send;
  *   - smtp: libcurl's SMTP on one multi handle driven from daemon/loop.c
  *     (its sockets and timer registered there): STARTTLS or implicit TLS,
  *     AUTH, at most `connections` connections kept open across messages, at
- *     most `rate` messages a second, timeouts.
+ *     most `rate` messages a second, timeouts. libcurl waits for the reply
+ *     to the end of DATA blocking: see transport_smtp.c for what it costs.
  * Every message ends in exactly one call of the done callback with its
  * outcome: TRANSPORT_SENT only once the server accepted it (250 after DATA);
- * TRANSPORT_RETRY for 4xx replies, network and TLS errors, timeouts;
- * TRANSPORT_FAILED for 5xx replies (the code and the server's text given).
+ * TRANSPORT_RETRY for 4xx replies, network and TLS errors, timeouts, I/O
+ * errors, and 5xx replies before RCPT TO (greeting, AUTH, MAIL FROM: not the
+ * recipient's fault); TRANSPORT_FAILED for 5xx replies to RCPT TO, DATA or
+ * the end of DATA (the code and the server's text given).
+ *
+ * When done is called: from the loop's callbacks, transport_tick or
+ * transport_wait, never from inside transport_send (maildir too: its files
+ * are written at once, the outcomes reported on the next tick). done may call
+ * transport_send; it must not call transport_free. Its why is valid during
+ * the call only: for SENT the server's reply ("250 2.0.0 Ok: queued as X") or
+ * NULL, otherwise the server's reply line or the local error.
  */
 #ifndef NASHRA_TRANSPORT_H
 #define NASHRA_TRANSPORT_H
@@ -25,21 +35,34 @@ struct transport;
 
 enum transport_outcome { TRANSPORT_SENT, TRANSPORT_RETRY, TRANSPORT_FAILED };
 
-typedef void (*transport_done_fn)(void *arg, uint64_t id, enum transport_outcome outcome,
-                                  int code, const char *why);
+typedef void (*transport_done_fn)(void *arg, uint64_t id, enum transport_outcome outcome, int code,
+                                  const char *why);
 
-/* loop NULL: a blocking transport for one-shot commands (transport_wait). */
-struct transport *transport_new(const struct config *cfg, struct loop *loop,
-                                transport_done_fn done, void *arg);
+/*
+ * loop NULL: a blocking transport for one-shot commands (transport_wait).
+ * Uses cfg during the call only. NULL on error (out of memory, libcurl).
+ */
+struct transport *transport_new(const struct config *cfg, struct loop *loop, transport_done_fn done,
+                                void *arg);
+/*
+ * Messages still in flight are dropped without a done call (so their state
+ * stays pending and they go again later); open connections are closed (SMTP
+ * QUIT). With a loop: call it before loop_free.
+ */
 void transport_free(struct transport *t);
 
-/* 1 when another message may be handed over now (connections and rate). */
+/* 1 when another message may be handed over now: fewer than `connections`
+ * in flight (maildir: fewer than 64 outcomes unreported) and, for SMTP, a
+ * token in the rate bucket. */
 int transport_ready(struct transport *t);
 
 /*
  * Hands over one message (the transport keeps its own copy): envelope
- * sender (VERP), one recipient, the bytes (CRLF). 0, or -1 when it could
- * not even be queued (then done is not called).
+ * sender (VERP; "" or "<>" for the null sender), one recipient, the bytes
+ * (CRLF, ending in CRLF). 0, or -1 when it could not even be queued (then
+ * done is not called) with errno EAGAIN (not transport_ready), EINVAL (an
+ * address longer than 320 bytes or holding a control byte, space, '<' or
+ * '>': it would change the SMTP command it goes into) or ENOMEM.
  */
 int transport_send(struct transport *t, uint64_t id, const char *env_from, const char *rcpt,
                    const char *data, size_t len);
@@ -47,12 +70,16 @@ int transport_send(struct transport *t, uint64_t id, const char *env_from, const
 /* Messages handed over and not done yet. */
 size_t transport_inflight(const struct transport *t);
 
-/* Timed work (libcurl's timer, the rate limit); milliseconds until it wants
- * to run again, -1 for none. The daemon calls it from its tick. */
+/* Timed work (libcurl's timer, the rate limit, maildir's outcomes);
+ * milliseconds until it wants to run again (0: at once), -1 for none. The
+ * daemon calls it from its tick, after handing messages over (a message
+ * just handed over wants work at once), and sleeps no longer than it says.
+ * Reports a token due only when the rate is all that keeps ready() at 0. */
 int64_t transport_tick(struct transport *t);
 
-/* Without a loop: runs until every message handed over is done or
- * timeout_ms passes. 0, or -1 on timeout. */
+/* Without a loop: runs until every message handed over is done (including
+ * those its done callbacks hand over) or timeout_ms passes (< 0: no limit).
+ * 0, or -1 with errno ETIMEDOUT (or EINVAL for an SMTP transport on a loop). */
 int transport_wait(struct transport *t, int64_t timeout_ms);
 
 #endif

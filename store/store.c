@@ -44,6 +44,9 @@ enum stmt_id {
     S_SIG_IN,
     S_BETWEEN,
     S_BY_SLUG,
+    S_BY_PATH,
+    S_ANN_AFTER,
+    S_ANN_BETWEEN,
     S_CATEGORIES,
     S_CAT_PUT,
     S_CAT_DELETE,
@@ -98,6 +101,10 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_BETWEEN] = POST_COLS "WHERE published = 1 AND date >= ?2 AND date < ?3 "
                             "ORDER BY date DESC, slug ASC",
     [S_BY_SLUG] = POST_COLS "WHERE slug = ?2 AND +published = 1", /* by the slug index */
+    [S_BY_PATH] = POST_COLS "WHERE path = ?2",
+    [S_ANN_AFTER] = "SELECT seq, ts, kind, slug FROM announcements WHERE seq > ?1 ORDER BY seq",
+    [S_ANN_BETWEEN] = "SELECT seq, ts, kind, slug FROM announcements "
+                      "WHERE kind = 'published' AND ts >= ?1 AND ts < ?2 ORDER BY seq",
     [S_CATEGORIES] = "SELECT DISTINCT category FROM post_categories WHERE published = 1 "
                      "ORDER BY 1",
     [S_CAT_PUT] = "INSERT OR IGNORE INTO post_categories(path, category, published, date, slug) "
@@ -131,6 +138,38 @@ static const char *const migrations[] = {
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
     "  kind TEXT NOT NULL CHECK (kind IN ('published', 'updated', 'removed')),"
     "  slug TEXT NOT NULL, url TEXT NOT NULL, title TEXT NOT NULL);",
+    /* 2: newsletters (SPEC §8, store/mail_store.c). An issue's recipients are
+     * its delivery rows, made when the issue is; extra holds a subscriber's
+     * other CSV columns as a JSON object. */
+    "CREATE TABLE subscribers("
+    /* AUTOINCREMENT: ids are in VERP tokens and links, and a removed
+     * subscriber's must never name someone else. NOCASE: Ali@x.org and
+     * ali@x.org are one subscriber (kept as first written). */
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, list TEXT NOT NULL,"
+    "  email TEXT NOT NULL COLLATE NOCASE,"
+    "  name TEXT NOT NULL DEFAULT '', extra TEXT NOT NULL DEFAULT '{}',"
+    "  state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'unsubscribed', 'bounced')),"
+    "  soft_bounces INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    "  UNIQUE (list, email));"
+    "CREATE INDEX subscribers_state ON subscribers(list, state);" /* an issue's recipients */
+    "CREATE TABLE issues("
+    "  id INTEGER PRIMARY KEY, list TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('each', 'digest')),"
+    "  post TEXT, window_from INTEGER, window_to INTEGER,"
+    "  created INTEGER NOT NULL, total INTEGER NOT NULL,"
+    "  UNIQUE (list, kind, post), UNIQUE (list, kind, window_to));"
+    "CREATE TABLE deliveries("
+    "  issue INTEGER NOT NULL, subscriber INTEGER NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'retry', 'failed')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL DEFAULT 0,"
+    "  code INTEGER, error TEXT, done_at INTEGER,"
+    "  PRIMARY KEY (issue, subscriber)) WITHOUT ROWID;"
+    /* The queue: entries (state, next_try, issue, subscriber), so pending
+     * rows come in (issue, subscriber) order without a sort; partial, so a
+     * row that is done leaves it and it stays the size of the queue. */
+    "CREATE INDEX deliveries_queue ON deliveries(state, next_try)"
+    "  WHERE state IN ('pending', 'retry');",
 };
 
 struct store {
@@ -691,6 +730,42 @@ struct post *store_published_slug(struct store *st, const char *slug)
     struct post *p = sqlite3_step(s) == SQLITE_ROW ? post_from_row(s) : NULL;
     sqlite3_reset(s);
     return p;
+}
+
+struct post *store_post_by_path(struct store *st, const char *path, int *published)
+{
+    sqlite3_stmt *s = use(st, S_BY_PATH);
+    sqlite3_bind_int(s, 1, 1);
+    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+    struct post *p = sqlite3_step(s) == SQLITE_ROW ? post_from_row(s) : NULL;
+    sqlite3_reset(s);
+    if (p && published) {
+        struct store_row *r = NULL;
+        size_t n = 0;
+        *published = store_rows_by(st, path, NULL, 0, &r, &n) == 0 && n && r[0].published;
+        store_rows_free(r, n);
+    }
+    return p;
+}
+
+int store_announcements(struct store *st, int64_t after, int64_t from, int64_t to, store_ann_fn fn,
+                        void *arg)
+{
+    sqlite3_stmt *s;
+    if (after >= 0) {
+        s = use(st, S_ANN_AFTER);
+        sqlite3_bind_int64(s, 1, after);
+    } else {
+        s = use(st, S_ANN_BETWEEN);
+        sqlite3_bind_int64(s, 1, from);
+        sqlite3_bind_int64(s, 2, to);
+    }
+    int rc, r = 0;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        r = fn(arg, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+               (const char *)sqlite3_column_text(s, 2), (const char *)sqlite3_column_text(s, 3));
+    sqlite3_reset(s);
+    return r ? r : rc == SQLITE_DONE ? 0 : -1;
 }
 
 int store_categories(struct store *st, char ***names, size_t *n)

@@ -18,7 +18,7 @@
 #include "../lib/diag.h"
 #include "../posts/post.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 
@@ -118,6 +118,17 @@ int store_between(struct store *st, int64_t from, int64_t to, int with_html, sto
 
 /* The published post with this slug (html filled), or NULL. */
 struct post *store_published_slug(struct store *st, const char *slug);
+
+/* The stored post of path (published or not; html filled), or NULL;
+ * *published (when not NULL) tells whether it is published. */
+struct post *store_post_by_path(struct store *st, const char *path, int *published);
+
+/* Calls fn for each announcement after seq `after` (after >= 0), or else for
+ * each "published" one with ts in [from, to), in order. Stops at fn's first
+ * non-zero value and returns it; 0 at the end; -1 error. */
+typedef int (*store_ann_fn)(void *arg, int64_t seq, int64_t ts, const char *kind, const char *slug);
+int store_announcements(struct store *st, int64_t after, int64_t from, int64_t to, store_ann_fn fn,
+                        void *arg);
 
 /* The categories of published posts, sorted, NULL-terminated; 0 or -1. */
 int store_categories(struct store *st, char ***names, size_t *n);

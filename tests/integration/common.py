@@ -426,3 +426,177 @@ def atom_rng():
 def xml_files(top):
     return sorted(os.path.join(dp, f) for dp, _, fs in os.walk(top) for f in fs
                   if f.endswith('.xml'))
+
+
+# --- the daemon (`nashra serve`) and HTTP ------------------------------------
+
+READY_RE = re.compile(r'^.*\bevent=ready\b.*\bport=(\d+)\b.*$', re.M)
+
+
+def wait_until(fn, timeout=10.0, interval=0.02, what='condition', detail=None):
+    """Calls fn until it returns something true, and returns that; past
+    timeout seconds, an AssertionError saying what was awaited, with fn's last
+    value (or exception) and detail() (a log tail, say) when given."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+            if last:
+                return last
+        except (OSError, ValueError, ET.ParseError, sqlite3.Error) as e:
+            last = '%s: %s' % (type(e).__name__, e)
+        if time.monotonic() >= deadline:
+            msg = 'waited %.1fs for %s; last: %r' % (timeout, what, last)
+            if detail:
+                msg += '\n' + detail()
+            raise AssertionError(msg)
+        time.sleep(interval)
+
+
+class Daemon:
+    """`nashra serve -c` on a Site, with the real clock (no NASHRA_NOW) and
+    stderr (and stdout) appended to site.root/serve.log. start() waits for
+    the `event=ready ... port=N` line and sets self.port; every start
+    appends to the same log, and log() reads the part of the current one.
+    wrapper is a command put before the binary (valgrind)."""
+
+    def __init__(self, site, env=None, wrapper=None):
+        self.site = site
+        self.env = env or {}
+        self.wrapper = list(wrapper or [])
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(site.root, 'serve.log')
+        self.log_start = 0
+
+    def start(self, timeout=10.0, wait=True):
+        """Starts the daemon and, unless wait is false, waits for it to be
+        ready (self.port set)."""
+        binary = require_binary()
+        e = dict(os.environ)
+        e.pop('NASHRA_NOW', None)
+        for k, v in self.env.items():
+            if v is None:
+                e.pop(k, None)
+            else:
+                e[k] = v
+        self.log_start = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        with open(self.log_path, 'ab') as f:
+            self.proc = subprocess.Popen(
+                self.wrapper + [binary, 'serve', '-c', self.site.config_path],
+                stdin=subprocess.DEVNULL, stdout=f, stderr=f, env=e, cwd=self.site.root)
+        self.port = None
+        if not wait:
+            return self
+
+        def ready():
+            m = READY_RE.search(self.log())
+            if m:
+                return int(m.group(1))
+            if self.proc.poll() is not None:
+                raise AssertionError('nashra serve exited with %s before it was ready\n%s' % (
+                    self.proc.returncode, self.tail()))
+            return None
+        self.port = wait_until(ready, timeout, what='event=ready from nashra serve',
+                               detail=self.tail)
+        return self
+
+    def log(self):
+        """The log of the current (or last) run."""
+        try:
+            with open(self.log_path, 'rb') as f:
+                f.seek(self.log_start)
+                return f.read().decode('utf-8', 'replace')
+        except FileNotFoundError:
+            return ''
+
+    def tail(self, n=40):
+        lines = self.log().splitlines()
+        return '--- nashra serve log (last %d lines)\n%s' % (n, '\n'.join(lines[-n:]))
+
+    def wait_log(self, pattern, timeout=10.0, after=0):
+        """The first match of pattern (a regex, multiline) in the current
+        log at or after character offset after."""
+        rx = re.compile(pattern, re.M)
+
+        def found():
+            return rx.search(self.log(), after)
+        return wait_until(found, timeout, what='log line /%s/' % pattern, detail=self.tail)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=None, timeout=10.0):
+        """Sends sig (SIGTERM) and waits up to timeout seconds; returns
+        (exit status, seconds taken). A daemon still running then is killed
+        and the AssertionError says so."""
+        import signal as _signal
+        t0 = time.monotonic()
+        self.proc.send_signal(sig or _signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError('nashra serve did not stop within %.0fs of signal %s\n%s' % (
+                timeout, sig or _signal.SIGTERM, self.tail()))
+        return rc, time.monotonic() - t0
+
+    def kill(self):
+        """SIGKILL (if still running) and reap: the cleanup of every test."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def url(self, path):
+        return 'http://127.0.0.1:%d%s' % (self.port, path)
+
+
+class Response:
+    def __init__(self, status, reason, headers, body):
+        self.status, self.reason, self.body = status, reason, body
+        self.headers = {k.lower(): v for k, v in headers}
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def text(self):
+        return self.body.decode('utf-8', 'replace')
+
+
+def http_request(port, method, path, headers=None, body=None, timeout=5.0):
+    """One request on a new connection (http.client); a Response."""
+    import http.client
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, r.reason, r.getheaders(), data)
+    finally:
+        conn.close()
+
+
+def http_get(port, path, headers=None, timeout=5.0):
+    return http_request(port, 'GET', path, headers=headers, timeout=timeout)
+
+
+def http_raw(port, data, timeout=5.0):
+    """Sends data (bytes) as is on a new connection, reads until the server
+    closes it (or timeout), and returns every byte received."""
+    import socket
+    with socket.create_connection(('127.0.0.1', port), timeout=timeout) as s:
+        s.sendall(data)
+        got = b''
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return got
+            got += d
