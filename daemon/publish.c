@@ -57,6 +57,13 @@ static const char *slugset_owner(const struct slugset *s, const char *slug)
     return NULL;
 }
 
+/* qsort, which must not be given NULL even for nothing to sort. */
+static void sort_n(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
+}
+
 /* Appends; the caller adds in slug order. */
 static int slugset_push(struct slugset *s, const char *slug, const char *path)
 {
@@ -360,12 +367,12 @@ static int candidates(struct pass *ps, struct store_row **rows, size_t *n)
         slugs[nslugs++] = seed[i].slug;
     for (size_t i = 0; i < ps->nbefore; i++)
         slugs[nslugs++] = ps->before[i].slug;
-    qsort(slugs, nslugs, sizeof *slugs, strcmp_indirect);
+    sort_n(slugs, nslugs, sizeof *slugs, strcmp_indirect);
     for (size_t i = 0; i < nslugs; i++)
         if ((i == 0 || strcmp(slugs[i - 1], slugs[i])) &&
             store_rows_by(ps->st, NULL, slugs[i], 0, rows, n) < 0)
             goto out;
-    qsort(*rows, *n, sizeof **rows, row_by_path);
+    sort_n(*rows, *n, sizeof **rows, row_by_path);
     rc = 0;
 out:
     free(slugs);
@@ -411,7 +418,7 @@ static int pass_publish(struct pass *ps)
         goto out;
     for (size_t i = 0; i < n; i++)
         by[i] = &rows[i];
-    qsort(by, n, sizeof *by, row_by_slug);
+    sort_n(by, n, sizeof *by, row_by_slug);
     for (size_t i = 0; i < n;) {
         size_t j = i, w = n;
         for (; j < n && !strcmp(by[j]->slug, by[i]->slug); j++)
@@ -869,7 +876,7 @@ static int write_categories(struct outputs *o)
         buf_free(&dir);
     }
     if (rc == 0 && !o->failed) {
-        qsort(slugs, n, sizeof *slugs, strcmp_indirect);
+        sort_n(slugs, n, sizeof *slugs, strcmp_indirect);
         prune(o, "categories", slugs, n, feed_files);
     }
     for (size_t i = 0; i < n; i++) {
@@ -1019,14 +1026,14 @@ static int pass_outputs(const struct config *cfg, struct store *st,
         store_meta_put(st, "outputs_key", ps->okey) < 0)
         rc = -1;
     if (rc == 0 && !o.failed && full) {
-        qsort(o.slugs, o.nslugs, sizeof *o.slugs, strcmp_indirect);
+        sort_n(o.slugs, o.nslugs, sizeof *o.slugs, strcmp_indirect);
         prune(&o, "posts", o.slugs, o.nslugs, page_files);
         char **ykeep = calloc(nyears + 1, sizeof *ykeep);
         for (size_t i = 0; ykeep && i < nyears; i++)
             if (asprintf(&ykeep[i], "%d", years[i]) < 0)
                 ykeep[i] = NULL;
         if (ykeep) {
-            qsort(ykeep, nyears, sizeof *ykeep, strcmp_indirect);
+            sort_n(ykeep, nyears, sizeof *ykeep, strcmp_indirect);
             prune(&o, "archive", ykeep, nyears, page_files);
             for (size_t i = 0; i < nyears; i++)
                 free(ykeep[i]);
@@ -1079,7 +1086,7 @@ int publish_changes(const struct config *cfg, struct store *st, const struct htm
                     char **paths, size_t npaths, struct publish_stats *stats)
 {
     static char *none[1];
-    qsort(paths, npaths, sizeof *paths, strcmp_indirect);
+    sort_n(paths, npaths, sizeof *paths, strcmp_indirect);
     size_t u = 0; /* once each */
     for (size_t i = 0; i < npaths; i++)
         if (!u || strcmp(paths[u - 1], paths[i]))

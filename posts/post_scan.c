@@ -118,7 +118,8 @@ int post_scan(const char *content_dir, struct post_scan *out, struct diag *err)
         post_scan_free(out);
         return -1;
     }
-    qsort(out->paths, out->n, sizeof *out->paths, cmp_path);
+    if (out->n > 1)
+        qsort(out->paths, out->n, sizeof *out->paths, cmp_path);
     return 0;
 }
 
