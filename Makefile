@@ -130,7 +130,7 @@ test_mail_store_OBJS := store/mail_store.o store/store.o posts/post_read.o posts
                         lib/timefmt.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
-.PHONY: nashra all deps deps-test run test unit integration bench lint format install clean check
+.PHONY: nashra all deps deps-test run test unit integration valgrind bench lint format install clean check
 
 all: nashra
 
@@ -180,6 +180,14 @@ run: deps
 
 test: deps-test
 	$(MAKE) unit integration
+ifneq ($(SANITIZE),1)
+	$(MAKE) valgrind
+endif
+
+# The daemon under valgrind's memcheck: changes, HTTP, reloads, a clean stop;
+# any memory error or leak fails (not with SANITIZE: ASan and valgrind clash).
+valgrind:
+	sh tests/integration/valgrind_serve.sh
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
