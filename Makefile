@@ -72,6 +72,7 @@ STORE_SRCS := \
 
 # Newsletters (SPEC §8): each helper module adds its files here.
 MAIL_SRCS := \
+	mail/compose.c \
 	mail/html2text.c \
 	mail/mime.c \
 	mail/newsletter.c \
@@ -88,6 +89,7 @@ FEEDS_SRCS := \
 
 DAEMON_SRCS := \
 	daemon/cmd_build.c \
+	daemon/cmd_mail.c \
 	daemon/cmd_subscribers.c \
 	daemon/http.c \
 	daemon/http_metrics.c \

@@ -12,6 +12,9 @@ int cmd_build(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_subscribers(int argc, char **argv);
+int cmd_preview(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 /* Shared by the subcommands: -c FILE, -v, -q, --help. */
 struct cmd_opts {

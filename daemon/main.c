@@ -15,10 +15,13 @@ static const char usage[] =
     "fediverse posts.\n"
     "\n"
     "commands:\n"
-    "  build     one full publish pass, then exit\n"
-    "  check     validate config, templates and every post\n"
-    "  serve     the daemon: publish every change, serve HTTP\n"
+    "  build        one full publish pass, then exit (--deliver: and send mail)\n"
+    "  check        validate config, templates and every post\n"
+    "  serve        the daemon: publish every change, send mail, serve HTTP\n"
+    "  preview      a list's newsletter for a post, as .eml or .html\n"
+    "  send         queue a list's issue of a post now, or a test send (--to)\n"
     "  subscribers  add, remove, list, import or export a list's subscribers\n"
+    "  status       posts, subscribers, and every issue's progress\n"
     "\n"
     "`nashra COMMAND --help` tells more. See nashra(1) and nashra.yaml(5).\n";
 
@@ -27,10 +30,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"build", cmd_build},
-                {"check", cmd_check},
-                {"serve", cmd_serve},
-                {"subscribers", cmd_subscribers}};
+    } cmds[] = {{"build", cmd_build},     {"check", cmd_check}, {"serve", cmd_serve},
+                {"preview", cmd_preview}, {"send", cmd_send},   {"subscribers", cmd_subscribers},
+                {"status", cmd_status}};
 
     /* Output never depends on the locale: C for everything we format. */
     setlocale(LC_ALL, "C");

@@ -1,0 +1,40 @@
+/*
+ * compose: one newsletter message, whole: the list's template rendered for
+ * one subscriber, its text part, its headers and links (unsubscribe with
+ * the subscriber's token, List-Id, VERP envelope sender), as bytes ready for
+ * a transport. The sender, `nashra preview` and `nashra send --to` all make
+ * their messages here.
+ */
+#ifndef NASHRA_COMPOSE_H
+#define NASHRA_COMPOSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../config/config.h"
+#include "../lib/buf.h"
+#include "../posts/post.h"
+#include "newsletter.h"
+
+struct composer {
+    const struct config *cfg;
+    const struct newsletter *nl;
+    unsigned char key[32]; /* the HMAC key of subscription links */
+    char *from_name, *from_addr, *domain;
+};
+
+/* Fills c from cfg->mail.from. 0, or -1 (no memory). */
+int composer_init(struct composer *c, const struct config *cfg, const struct newsletter *nl,
+                  const unsigned char key[32]);
+void composer_free(struct composer *c);
+
+/*
+ * The message of list li for posts (one, or a digest's) to one subscriber,
+ * for issue (0: a test send). msg: the RFC 5322 bytes; verp: the envelope
+ * sender; html (may be NULL): the rendered HTML alone. 0, or -1.
+ */
+int compose(const struct composer *c, size_t li, struct post *const *posts, size_t nposts,
+            int digest, const struct newsletter_to *to, int64_t issue, struct buf *msg,
+            struct buf *verp, struct buf *html);
+
+#endif
