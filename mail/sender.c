@@ -447,7 +447,8 @@ static int issue_posts(struct sender *s, const struct mail_delivery *d, const st
             free(c.v);
             return -1;
         }
-        qsort(c.v, c.n, sizeof *c.v, by_date_desc);
+        if (c.n > 1)
+            qsort(c.v, c.n, sizeof *c.v, by_date_desc);
         s->dposts = c.v;
         s->ndposts = c.n;
         s->cached_list = strdup(d->list);

@@ -16,9 +16,10 @@
  * Strings: list ids, e-mail addresses (normalised by the caller, through
  * mime_address_ok; compared without regard to ASCII case, so Ali@x.org and
  * ali@x.org are one subscriber, kept as first written), names and post
- * paths are UTF-8; extra is a JSON object text. Functions that change several rows use the caller's
- * transaction when one is open (a savepoint inside it), else their own (BEGIN IMMEDIATE). Errors:
- * -1, with store_errmsg(st) telling why.
+ * paths are UTF-8; extra is a JSON object text. Functions that change
+ * several rows use the caller's transaction when one is open (a savepoint
+ * inside it), else their own (BEGIN IMMEDIATE). Errors: -1, with
+ * store_errmsg(st) telling why.
  */
 #ifndef NASHRA_MAIL_STORE_H
 #define NASHRA_MAIL_STORE_H
