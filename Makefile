@@ -81,6 +81,10 @@ MAIL_SRCS := \
 	mail/transport_maildir.c \
 	mail/transport_smtp.c
 
+# ActivityPub (SPEC §7): each helper module adds its files here.
+AP_SRCS := \
+	ap/docs.c
+
 FEEDS_SRCS := \
 	feeds/feed_atom.c \
 	feeds/feed_html.c \
@@ -103,11 +107,11 @@ DAEMON_SRCS := \
 MAIN_SRC := daemon/main.c
 
 CORE_SRCS := $(LIB_SRCS) $(CONFIG_SRCS) $(POSTS_SRCS) $(STORE_SRCS) $(FEEDS_SRCS) $(MAIL_SRCS) \
-             $(DAEMON_SRCS)
+             $(AP_SRCS) $(DAEMON_SRCS)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 
 # Unit tests (cmocka): one file a module, each linked with the objects it needs.
-UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store
+UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs
 test_buf_OBJS       := lib/buf.o
 test_text_OBJS      := lib/text.o lib/buf.o
 test_timefmt_OBJS   := lib/timefmt.o
@@ -130,6 +134,7 @@ test_transport_OBJS := mail/transport.o mail/transport_maildir.o mail/transport_
 test_mail_store_OBJS := store/mail_store.o store/store.o posts/post_read.o posts/post_md.o config/config.o \
                         lib/yaml_tree.o lib/buf.o lib/diag.o lib/fileio.o lib/log.o lib/text.o \
                         lib/timefmt.o
+test_ap_docs_OBJS   := ap/docs.o lib/buf.o lib/text.o lib/timefmt.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 .PHONY: nashra all deps deps-test run test unit integration valgrind bench lint format install clean check
