@@ -19,7 +19,7 @@ DEB_BUILD := build-essential pkg-config libyaml-dev libxml2-dev libmd4c-dev \
              libjansson-dev libsqlite3-dev libssl-dev libmicrohttpd-dev libetpan-dev libcurl4-gnutls-dev \
              libcmocka-dev tzdata
 DEB_TEST  := python3 python3-feedparser python3-aiosmtpd libxml2-utils trang locales sqlite3 \
-             clang-format openssl valgrind
+             clang-format openssl valgrind python3-cryptography
 DEB_BENCH := hugo time
 
 PKGS := yaml-0.1 libxml-2.0 md4c jansson sqlite3 libcrypto libmicrohttpd libetpan libcurl
@@ -44,7 +44,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(filter-out -specs=%,$(shell pkg-config --libs $(PKGS) 2>/dev/null))
 endif
 override CFLAGS += $(PKG_CFLAGS)
-override LDLIBS += $(PKG_LIBS) -lm
+override LDLIBS += $(PKG_LIBS) -lm -lpthread
 
 # Infrastructure: each file stands alone (see ARCHITECTURE in README).
 LIB_SRCS := \
@@ -83,7 +83,8 @@ MAIL_SRCS := \
 
 # ActivityPub (SPEC §7): each helper module adds its files here.
 AP_SRCS := \
-	ap/docs.c
+	ap/docs.c \
+	ap/httpsig.c
 
 FEEDS_SRCS := \
 	feeds/feed_atom.c \
@@ -111,7 +112,7 @@ CORE_SRCS := $(LIB_SRCS) $(CONFIG_SRCS) $(POSTS_SRCS) $(STORE_SRCS) $(FEEDS_SRCS
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 
 # Unit tests (cmocka): one file a module, each linked with the objects it needs.
-UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs
+UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig
 test_buf_OBJS       := lib/buf.o
 test_text_OBJS      := lib/text.o lib/buf.o
 test_timefmt_OBJS   := lib/timefmt.o
@@ -135,6 +136,7 @@ test_mail_store_OBJS := store/mail_store.o store/store.o posts/post_read.o posts
                         lib/yaml_tree.o lib/buf.o lib/diag.o lib/fileio.o lib/log.o lib/text.o \
                         lib/timefmt.o
 test_ap_docs_OBJS   := ap/docs.o lib/buf.o lib/text.o lib/timefmt.o
+test_httpsig_OBJS   := ap/httpsig.o lib/buf.o lib/diag.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 .PHONY: nashra all deps deps-test run test unit integration valgrind bench lint format install clean check
