@@ -93,6 +93,7 @@ FEEDS_SRCS := \
 	feeds/feed_rss.c
 
 DAEMON_SRCS := \
+	daemon/ap_http.c \
 	daemon/cmd_build.c \
 	daemon/cmd_mail.c \
 	daemon/cmd_subscribers.c \

@@ -34,8 +34,10 @@
 #include "../lib/log.h"
 #include "../lib/sdnotify.h"
 #include "../lib/timefmt.h"
+#include "../mail/newsletter.h"
 #include "../mail/sender.h"
 #include "../store/store.h"
+#include "ap_http.h"
 #include "cmd.h"
 #include "http.h"
 #include "loop.h"
@@ -96,6 +98,7 @@ struct serve {
     struct consumer consumers[MAX_CONSUMERS];
     size_t nconsumers;
     struct sender *sender; /* the newsletters: NULL without lists */
+    struct ap_http *ap;    /* the actor's routes: NULL when activitypub.enabled is false */
     /* for /metrics */
     struct publish_stats last;
     int64_t last_publish; /* unix seconds of the last good pass, 0 if none */
@@ -245,14 +248,20 @@ static void serve_reload(struct serve *s)
         free(file);
         return;
     }
-    if (timefmt_set_zone(cfg->site.timezone) < 0 || !(tpl = html_templates_load(cfg, &d, &file))) {
+    /* The lists' templates too: a broken one keeps the running config
+     * (swapped in, it would leave the daemon without a sender). */
+    struct newsletter *nl = NULL;
+    if (timefmt_set_zone(cfg->site.timezone) < 0 || !(tpl = html_templates_load(cfg, &d, &file)) ||
+        (cfg->nlists && !(nl = newsletter_load(cfg, &d, &file)))) {
         log_event(LOG_ERROR, "reload", "result=kept_old file=%s line=%d col=%d error=%s",
                   log_quote(file ? file : "timezone"), d.line, d.col, log_quote(d.msg));
         free(file);
+        html_templates_free(tpl);
         timefmt_set_zone(s->cfg->site.timezone);
         config_free(cfg);
         return;
     }
+    newsletter_free(nl); /* checked only: the sender compiles its own */
     int same_dirs = !strcmp(cfg->content.dir, s->cfg->content.dir) &&
                     !strcmp(cfg->state.dir, s->cfg->state.dir);
     if (!same_dirs)
@@ -264,6 +273,7 @@ static void serve_reload(struct serve *s)
     s->cfg = cfg;
     s->tpl = tpl;
     http_set_root(s->http, cfg->output.dir);
+    ap_http_config(s->ap, cfg);
     serve_mail(s); /* messages in flight stay pending: sent again */
     log_event(LOG_INFO, "reload", "result=applied file=%s", log_quote(s->opts.config));
     serve_publish(s, "reload", 1);
@@ -444,6 +454,10 @@ static int serve_start(struct serve *s)
         return 1;
     }
     http_set_metrics(s->http, serve_metrics, s);
+    if (s->cfg->activitypub.enabled && !(s->ap = ap_http_start(s->cfg, s->st, s->http, &d))) {
+        log_event(LOG_ERROR, "start", "activitypub=%s", log_quote(d.msg));
+        return 1;
+    }
     if (loop_add(s->loop, watch_fd(s->watch), EPOLLIN, on_watch, s) < 0 ||
         loop_add(s->loop, s->sigfd, EPOLLIN, on_signal, s) < 0 ||
         loop_add(s->loop, http_fd(s->http), EPOLLIN, on_http, s) < 0) {
@@ -478,6 +492,7 @@ int cmd_serve(int argc, char **argv)
         log_event(LOG_INFO, "stop", "result=clean");
     sender_free(s.sender);
     http_stop(s.http);
+    ap_http_free(s.ap);
     watch_free(s.watch);
     loop_free(s.loop);
     changed_clear(&s);

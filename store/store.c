@@ -39,6 +39,7 @@ enum stmt_id {
     S_BODY_DELETE,
     S_EACH_PUBLISHED,
     S_LATEST,
+    S_PAGE,
     S_LATEST_IN,
     S_SIG,
     S_SIG_IN,
@@ -87,6 +88,7 @@ static const char *const stmt_sql[S_COUNT] = {
     "CASE WHEN ?1 THEN (SELECT html FROM bodies b WHERE b.path = p.path) END FROM posts p "
     [S_EACH_PUBLISHED] = POST_COLS "WHERE published = 1 ORDER BY date DESC, slug ASC",
     [S_LATEST] = POST_COLS "WHERE published = 1 ORDER BY date DESC, slug ASC LIMIT ?2",
+    [S_PAGE] = POST_COLS "WHERE published = 1 ORDER BY date DESC, slug ASC LIMIT ?2 OFFSET ?3",
     /* The newest paths first, then their columns: sorting whole rows would
      * read every body of the category. */
     [S_LATEST_IN] = POST_COLS "WHERE path IN (SELECT path FROM post_categories WHERE "
@@ -687,6 +689,16 @@ int store_latest(struct store *st, const char *category, int limit, int with_htm
     sqlite3_bind_int(s, 2, limit);
     if (category)
         sqlite3_bind_text(s, 3, category, -1, SQLITE_STATIC);
+    return each_post(s, fn, arg);
+}
+
+int store_page(struct store *st, size_t offset, int limit, int with_html, store_post_fn fn,
+               void *arg)
+{
+    sqlite3_stmt *s = use(st, S_PAGE);
+    sqlite3_bind_int(s, 1, with_html);
+    sqlite3_bind_int(s, 2, limit);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)offset);
     return each_post(s, fn, arg);
 }
 

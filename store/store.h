@@ -108,6 +108,10 @@ int store_each_published(struct store *st, int with_html, store_post_fn fn, void
 int store_latest(struct store *st, const char *category, int limit, int with_html, store_post_fn fn,
                  void *arg);
 
+/* The published posts from the offset-th newest on, at most limit. */
+int store_page(struct store *st, size_t offset, int limit, int with_html, store_post_fn fn,
+               void *arg);
+
 /* A digest of what store_latest would return (paths, contents, dates): the
  * same digest, the same feed. */
 int store_latest_digest(struct store *st, const char *category, int limit, unsigned char out[32]);

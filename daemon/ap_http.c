@@ -1,0 +1,218 @@
+/*
+ * ap_http: the read side of the ActivityPub actor over the daemon's HTTP
+ * server (SPEC §6, §7): WebFinger, NodeInfo, the actor, the outbox (paged),
+ * the followers collection, and post URLs asked for as ActivityStreams
+ * (content negotiation; a browser gets the HTML page). The documents
+ * themselves are ap/docs.c's; the actor's key is made on first start.
+ * The inbox and deliveries come with the rest of issue 5.
+ */
+#include "ap_http.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../ap/docs.h"
+#include "../ap/httpsig.h"
+#include "../lib/fileio.h"
+#include "../lib/log.h"
+#include "../lib/text.h"
+
+#define DOC_MAX (4u << 20) /* one document we answer with */
+
+struct ap_http {
+    const struct config *cfg;
+    struct store *st;
+    char *pem; /* the actor's public key */
+    int64_t created;
+};
+
+static enum http_verdict answer(struct http_response *rs, enum ap_media m, int rc)
+{
+    if (rc < 0)
+        return HTTP_ERROR;
+    rs->status = 200;
+    rs->content_type = ap_media_type(m);
+    if (http_response_header(rs, "Access-Control-Allow-Origin", "*") < 0)
+        return HTTP_ERROR;
+    return HTTP_DONE;
+}
+
+static enum http_verdict on_webfinger(const struct http_request *rq, struct http_response *rs,
+                                      void *arg)
+{
+    struct ap_http *a = arg;
+    const char *res = http_query(rq, "resource");
+    if (!res)
+        return http_response_text(rs, 400, "resource= is needed") < 0 ? HTTP_ERROR : HTTP_DONE;
+    if (!ap_webfinger_match(a->cfg, res))
+        return http_response_text(rs, 404, "no such account here") < 0 ? HTTP_ERROR : HTTP_DONE;
+    return answer(rs, AP_MEDIA_JRD, ap_webfinger(a->cfg, &rs->body));
+}
+
+static enum http_verdict on_nodeinfo_links(const struct http_request *rq, struct http_response *rs,
+                                           void *arg)
+{
+    struct ap_http *a = arg;
+    (void)rq;
+    return answer(rs, AP_MEDIA_JSON, ap_nodeinfo_links(a->cfg, &rs->body));
+}
+
+static enum http_verdict on_nodeinfo(const struct http_request *rq, struct http_response *rs,
+                                     void *arg)
+{
+    struct ap_http *a = arg;
+    (void)rq;
+    int64_t n = store_count_published(a->st);
+    return answer(rs, AP_MEDIA_NODEINFO,
+                  n < 0 ? -1 : ap_nodeinfo(a->cfg, NASHRA_VERSION, (size_t)n, &rs->body));
+}
+
+static enum http_verdict on_actor(const struct http_request *rq, struct http_response *rs,
+                                  void *arg)
+{
+    struct ap_http *a = arg;
+    int m = ap_wants_json(http_header(rq, "Accept"));
+    return answer(rs, m ? (enum ap_media)m : AP_MEDIA_ACTIVITY,
+                  ap_actor(a->cfg, a->pem, a->created, &rs->body));
+}
+
+struct page {
+    struct post *v[AP_OUTBOX_PAGE_SIZE];
+    size_t n;
+};
+
+static int take(void *arg, struct post *p)
+{
+    struct page *pg = arg;
+    if (pg->n == AP_OUTBOX_PAGE_SIZE) {
+        post_free(p);
+        return 1;
+    }
+    pg->v[pg->n++] = p;
+    return 0;
+}
+
+static enum http_verdict on_outbox(const struct http_request *rq, struct http_response *rs,
+                                   void *arg)
+{
+    struct ap_http *a = arg;
+    const char *q = http_query(rq, "page");
+    int64_t total = store_count_published(a->st);
+    if (total < 0)
+        return HTTP_ERROR;
+    if (!q)
+        return answer(rs, AP_MEDIA_ACTIVITY,
+                      ap_outbox(a->cfg, (size_t)total, AP_OUTBOX_PAGE_SIZE, &rs->body));
+    char *end;
+    long page = strtol(q, &end, 10);
+    size_t pages = ap_outbox_pages((size_t)total, AP_OUTBOX_PAGE_SIZE);
+    if (*end || page < 1 || (size_t)page > pages)
+        return http_response_text(rs, 404, "no such page") < 0 ? HTTP_ERROR : HTTP_DONE;
+    struct page pg = {.n = 0};
+    int rc = store_page(a->st, (size_t)(page - 1) * AP_OUTBOX_PAGE_SIZE, AP_OUTBOX_PAGE_SIZE, 1,
+                        take, &pg);
+    if (rc >= 0)
+        rc = ap_outbox_page(a->cfg, (const struct post *const *)pg.v, pg.n, (size_t)page,
+                            AP_OUTBOX_PAGE_SIZE, (size_t)total, &rs->body);
+    for (size_t i = 0; i < pg.n; i++)
+        post_free(pg.v[i]);
+    return answer(rs, AP_MEDIA_ACTIVITY, rc < 0 ? -1 : 0);
+}
+
+static enum http_verdict on_followers(const struct http_request *rq, struct http_response *rs,
+                                      void *arg)
+{
+    struct ap_http *a = arg;
+    (void)rq;
+    return answer(rs, AP_MEDIA_ACTIVITY, ap_followers(a->cfg, 0, &rs->body));
+}
+
+/* /posts/{slug}/ asked for as ActivityStreams: the post's object; anything
+ * else falls through to the HTML page. */
+static enum http_verdict on_post(const struct http_request *rq, struct http_response *rs, void *arg)
+{
+    struct ap_http *a = arg;
+    int m = ap_wants_json(http_header(rq, "Accept"));
+    if (!m)
+        return HTTP_NEXT;
+    const char *slug = rq->path + strlen("/posts/");
+    const char *end = strchr(slug, '/');
+    if (!end || (end[1] != '\0' && strcmp(end + 1, "index.html")))
+        return HTTP_NEXT;
+    char *s = strndup(slug, (size_t)(end - slug));
+    struct post *p = s ? store_published_slug(a->st, s) : NULL;
+    free(s);
+    if (!p)
+        return http_response_text(rs, 404, "no such post") < 0 ? HTTP_ERROR : HTTP_DONE;
+    if (!p->html && store_post_html(a->st, p) < 0) {
+        post_free(p);
+        return HTTP_ERROR;
+    }
+    int rc = ap_object(a->cfg, p, &rs->body);
+    post_free(p);
+    if (rc == 0 && http_response_header(rs, "Vary", "Accept") < 0)
+        rc = -1;
+    return answer(rs, (enum ap_media)m, rc);
+}
+
+struct ap_http *ap_http_start(const struct config *cfg, struct store *st, struct http_server *srv,
+                              struct diag *err)
+{
+    struct ap_http *a = calloc(1, sizeof *a);
+    char *keyfile = path_join(cfg->state.dir, "actor.pem");
+    EVP_PKEY *key = NULL;
+    struct buf pem;
+    int created = 0;
+    buf_init(&pem, 16384);
+    if (!a || !keyfile) {
+        diag_set(err, 0, 0, "out of memory");
+        goto fail;
+    }
+    a->cfg = cfg;
+    a->st = st;
+    if (!(key = httpsig_key_load_or_create(keyfile, &created, err)))
+        goto fail;
+    if (created)
+        log_event(LOG_INFO, "activitypub", "key=created file=%s", log_quote(keyfile));
+    struct stat sb;
+    a->created = stat(keyfile, &sb) == 0 ? (int64_t)sb.st_mtime : 0;
+    if (httpsig_pubkey_pem(key, &pem) < 0 || !(a->pem = strdup(buf_str(&pem)))) {
+        diag_set(err, 0, 0, "the actor's public key could not be written out");
+        goto fail;
+    }
+    if (http_route(srv, "GET", "/.well-known/webfinger", on_webfinger, a) < 0 ||
+        http_route(srv, "GET", "/.well-known/nodeinfo", on_nodeinfo_links, a) < 0 ||
+        http_route(srv, "GET", AP_PATH_NODEINFO, on_nodeinfo, a) < 0 ||
+        http_route(srv, "GET", AP_PATH_ACTOR, on_actor, a) < 0 ||
+        http_route(srv, "GET", AP_PATH_OUTBOX, on_outbox, a) < 0 ||
+        http_route(srv, "GET", AP_PATH_FOLLOWERS, on_followers, a) < 0 ||
+        http_route(srv, "GET", "/posts/", on_post, a) < 0) {
+        diag_set(err, 0, 0, "out of memory");
+        goto fail;
+    }
+    EVP_PKEY_free(key);
+    buf_free(&pem);
+    free(keyfile);
+    return a;
+fail:
+    EVP_PKEY_free(key);
+    buf_free(&pem);
+    free(keyfile);
+    ap_http_free(a);
+    return NULL;
+}
+
+void ap_http_config(struct ap_http *a, const struct config *cfg)
+{
+    if (a)
+        a->cfg = cfg;
+}
+
+void ap_http_free(struct ap_http *a)
+{
+    if (!a)
+        return;
+    free(a->pem);
+    free(a);
+}

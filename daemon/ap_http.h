@@ -1,0 +1,27 @@
+/*
+ * ap_http: the ActivityPub actor's read-only HTTP routes (WebFinger,
+ * NodeInfo, actor, outbox, followers, post URLs as ActivityStreams), added
+ * to the daemon's HTTP server when activitypub.enabled.
+ */
+#ifndef NASHRA_AP_HTTP_H
+#define NASHRA_AP_HTTP_H
+
+#include "../config/config.h"
+#include "../lib/diag.h"
+#include "../store/store.h"
+#include "http.h"
+
+#define NASHRA_VERSION "0.1.0"
+
+struct ap_http;
+
+/* Loads (or creates, mode 0600) the actor's key in state.dir/actor.pem and
+ * adds the routes to srv. NULL on error, with err. */
+struct ap_http *ap_http_start(const struct config *cfg, struct store *st, struct http_server *srv,
+                              struct diag *err);
+
+/* A reloaded configuration: the routes answer from it from now on. */
+void ap_http_config(struct ap_http *a, const struct config *cfg);
+void ap_http_free(struct ap_http *a);
+
+#endif
