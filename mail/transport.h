@@ -3,11 +3,12 @@
  * loop (SPEC §8). Two kinds:
  *   - maildir: each message a file in maildir_path/new (written to tmp/,
  *     fsynced, then renamed) during transport_send;
- *   - smtp: libcurl's SMTP on one multi handle driven from daemon/loop.c
- *     (its sockets and timer registered there): STARTTLS or implicit TLS,
- *     AUTH, at most `connections` connections kept open across messages, at
- *     most `rate` messages a second, timeouts. libcurl waits for the reply
- *     to the end of DATA blocking: see transport_smtp.c for what it costs.
+ *   - smtp: libcurl's SMTP, one worker thread a connection (libcurl waits
+ *     for some replies blocking: see transport_smtp.c), the outcomes
+ *     brought back to the caller's thread through an eventfd that
+ *     daemon/loop.c watches: STARTTLS or implicit TLS, AUTH, at most
+ *     `connections` connections kept open across messages and sending in
+ *     parallel, at most `rate` messages a second, timeouts.
  * Every message ends in exactly one call of the done callback with its
  * outcome: TRANSPORT_SENT only once the server accepted it (250 after DATA);
  * TRANSPORT_RETRY for 4xx replies, network and TLS errors, timeouts, I/O
@@ -15,10 +16,11 @@
  * recipient's fault); TRANSPORT_FAILED for 5xx replies to RCPT TO, DATA or
  * the end of DATA (the code and the server's text given).
  *
- * When done is called: from the loop's callbacks, transport_tick or
- * transport_wait, never from inside transport_send (maildir too: its files
- * are written at once, the outcomes reported on the next tick). done may call
- * transport_send; it must not call transport_free. Its why is valid during
+ * When done is called: on the caller's thread (never a worker's), from the
+ * loop's callbacks, transport_tick or transport_wait, never from inside
+ * transport_send (maildir too: its files are written at once, the outcomes
+ * reported on the next tick). done may call transport_send; it must not call
+ * transport_free. Its why is valid during
  * the call only: for SENT the server's reply ("250 2.0.0 Ok: queued as X") or
  * NULL, otherwise the server's reply line or the local error.
  */
@@ -47,7 +49,8 @@ struct transport *transport_new(const struct config *cfg, struct loop *loop, tra
 /*
  * Messages still in flight are dropped without a done call (so their state
  * stays pending and they go again later); open connections are closed (SMTP
- * QUIT). With a loop: call it before loop_free.
+ * QUIT, its answer awaited a second at most). With a loop: call it before
+ * loop_free.
  */
 void transport_free(struct transport *t);
 
@@ -70,7 +73,7 @@ int transport_send(struct transport *t, uint64_t id, const char *env_from, const
 /* Messages handed over and not done yet. */
 size_t transport_inflight(const struct transport *t);
 
-/* Timed work (libcurl's timer, the rate limit, maildir's outcomes);
+/* Timed work (the outcomes waiting, the rate limit);
  * milliseconds until it wants to run again (0: at once), -1 for none. The
  * daemon calls it from its tick, after handing messages over (a message
  * just handed over wants work at once), and sleeps no longer than it says.

@@ -7,8 +7,11 @@
  * that every accepted message arrived exactly once with its envelope and
  * bytes, that connections are reused (the server counts them), the rate
  * limit, refused addresses, a dead server, a silent one, and a bad password
- * or an untrusted certificate. The daemon's own loop (daemon/loop.c) drives
- * the loop cases. Maildir writes into a temporary folder.
+ * or an untrusted certificate; against a server slow to answer the end of
+ * DATA, that the connections send in parallel, that the loop never waits for
+ * them, and that transport_free does not either. The daemon's own loop
+ * (daemon/loop.c) drives the loop cases. Maildir writes into a temporary
+ * folder.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +54,7 @@ struct server {
 };
 
 static struct server srv;
+static const char *srv_delay; /* --data-delay for the next server_start, or NULL */
 
 /* tests/unit/smtp_server.py, found next to this file. */
 static const char *server_script(void)
@@ -87,6 +93,10 @@ static int server_start(const char *tls, const char *auth)
         if (auth) {
             argv[a++] = "--auth";
             argv[a++] = auth;
+        }
+        if (srv_delay) {
+            argv[a++] = "--data-delay";
+            argv[a++] = srv_delay;
         }
         dup2(pfd[1], 1);
         close(pfd[0]);
@@ -141,6 +151,27 @@ static int start_tls_auth(void **state)
 {
     (void)state;
     return server_start("tls", "nashra:s3cret");
+}
+
+/* A plain server that answers the end of DATA after `delay` seconds. */
+static int start_delayed(const char *delay)
+{
+    srv_delay = delay;
+    int rc = server_start("none", NULL);
+    srv_delay = NULL;
+    return rc;
+}
+
+static int start_slow(void **state)
+{
+    (void)state;
+    return start_delayed("0.2");
+}
+
+static int start_stuck(void **state)
+{
+    (void)state;
+    return start_delayed("30");
 }
 
 static int server_conns(void)
@@ -301,20 +332,59 @@ static int64_t batch_tick(struct loop *l, void *arg)
     return w < 0 || w > left ? left : w;
 }
 
-/* Sends the whole batch through a transport on the daemon's loop. */
-static void run_loop(struct batch *b, const struct config *cfg, int64_t limit_ms)
+/* A timer on the loop every 10 ms: the longest time between two of its callbacks. */
+struct gaps {
+    int fd;
+    int fired;
+    int64_t last, longest; /* loop_now_ms() */
+};
+
+static void on_timer(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct gaps *g = arg;
+    uint64_t n;
+    (void)l;
+    (void)events;
+    if (read(fd, &n, sizeof n) != (ssize_t)sizeof n)
+        return;
+    int64_t now = loop_now_ms();
+    if (g->fired && now - g->last > g->longest)
+        g->longest = now - g->last;
+    g->last = now;
+    g->fired++;
+}
+
+/* Sends the whole batch through a transport on the daemon's loop; g: with the timer. */
+static void run_loop_timed(struct batch *b, const struct config *cfg, int64_t limit_ms,
+                           struct gaps *g)
 {
     struct loop *l = loop_new();
     assert_non_null(l);
     b->t = transport_new(cfg, l, on_done, b);
     assert_non_null(b->t);
+    if (g) {
+        struct itimerspec every = {.it_interval = {0, 10000000}, .it_value = {0, 10000000}};
+        g->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        assert_true(g->fd >= 0);
+        assert_int_equal(timerfd_settime(g->fd, 0, &every, NULL), 0);
+        assert_int_equal(loop_add(l, g->fd, EPOLLIN, on_timer, g), 0);
+    }
     b->deadline = loop_now_ms() + limit_ms;
     assert_int_equal(loop_run(l, batch_tick, b), 0);
     assert_false(b->timed_out);
     assert_int_equal(transport_inflight(b->t), 0);
     transport_free(b->t);
     b->t = NULL;
+    if (g) {
+        loop_del(l, g->fd);
+        close(g->fd);
+    }
     loop_free(l);
+}
+
+static void run_loop(struct batch *b, const struct config *cfg, int64_t limit_ms)
+{
+    run_loop_timed(b, cfg, limit_ms, NULL);
 }
 
 /* Sends the batch without a loop, `per` messages at a time, transport_wait after each. */
@@ -690,6 +760,165 @@ static void test_smtp_refused(void **state)
     batch_free(&b);
 }
 
+/*
+ * The server answers the end of DATA after 200 ms. Four connections send
+ * eight messages in two rounds, about 400 ms, on the loop and without it
+ * (one connection at a time would take 1.6 s).
+ */
+static void test_smtp_parallel(void **state)
+{
+    (void)state;
+    char rcpts[16][32];
+    struct batch b = {0};
+    for (int i = 0; i < 8; i++) {
+        snprintf(rcpts[i], sizeof rcpts[i], "p%d@example.net", i);
+        add_msg(&b, rcpts[i], 1000);
+    }
+    struct config cfg = smtp_cfg("127.0.0.1", srv.port, SMTP_TLS_NONE, 4, 0);
+    int64_t t0 = loop_now_ms();
+    run_loop(&b, &cfg, 20000);
+    int64_t ms = loop_now_ms() - t0;
+    assert_all_delivered(&b);
+    assert_true(b.max_inflight <= 4);
+    assert_true(server_conns() <= 4);
+    assert_true(ms >= 400); /* the delay is real: two rounds */
+    assert_true(ms < 1200);
+    batch_free(&b);
+
+    struct batch b2 = {0};
+    for (int i = 0; i < 8; i++) {
+        snprintf(rcpts[8 + i], sizeof rcpts[0], "q%d@example.net", i);
+        add_msg(&b2, rcpts[8 + i], 1000);
+    }
+    t0 = loop_now_ms();
+    run_blocking(&b2, &cfg, 4);
+    ms = loop_now_ms() - t0;
+    for (size_t i = 0; i < b2.n; i++)
+        assert_int_equal(b2.r[i].outcome, TRANSPORT_SENT);
+    assert_true(ms >= 400 && ms < 1200);
+    batch_free(&b2);
+}
+
+/*
+ * While two connections wait 200 ms for each of six replies, a 10 ms timer
+ * on the same loop keeps firing on time: the loop never waits for a reply.
+ */
+static void test_smtp_loop_free(void **state)
+{
+    (void)state;
+    char rcpts[6][32];
+    struct batch b = {0};
+    for (int i = 0; i < 6; i++) {
+        snprintf(rcpts[i], sizeof rcpts[i], "l%d@example.net", i);
+        add_msg(&b, rcpts[i], 20000);
+    }
+    struct config cfg = smtp_cfg("127.0.0.1", srv.port, SMTP_TLS_NONE, 2, 0);
+    struct gaps g = {0};
+    int64_t t0 = loop_now_ms();
+    run_loop_timed(&b, &cfg, 20000, &g);
+    int64_t ms = loop_now_ms() - t0;
+    assert_all_delivered(&b);
+    assert_true(ms >= 600); /* three rounds of 200 ms */
+    assert_true(g.fired >= ms / 20);
+    assert_true(g.longest < 100);
+    batch_free(&b);
+}
+
+/*
+ * A server that takes 30 s to answer the end of DATA: transport_free with
+ * two messages waiting for it cuts their connections at once, without a
+ * done call, and without waiting for smtp.timeout.
+ */
+static void test_smtp_free_inflight(void **state)
+{
+    (void)state;
+    struct batch b = {0};
+    add_msg(&b, "w1@example.net", 0);
+    add_msg(&b, "w2@example.net", 0);
+    struct config cfg = smtp_cfg("127.0.0.1", srv.port, SMTP_TLS_NONE, 2, 0);
+    b.t = transport_new(&cfg, NULL, on_done, &b);
+    assert_non_null(b.t);
+    assert_int_equal(send_next(&b), 0);
+    assert_int_equal(send_next(&b), 0);
+    errno = 0;
+    assert_int_equal(transport_wait(b.t, 300), -1); /* both now wait for the reply */
+    assert_int_equal(errno, ETIMEDOUT);
+    assert_int_equal(transport_inflight(b.t), 2);
+    int64_t t0 = loop_now_ms();
+    transport_free(b.t);
+    int64_t ms = loop_now_ms() - t0;
+    assert_int_equal(b.ndone, 0);
+    assert_true(ms < 500);
+    batch_free(&b);
+}
+
+/* A relay of our own: accepts each message, never answers QUIT. Its pid; *port set. */
+static pid_t mute_quit_server(int *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(ls, 8), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+    *port = ntohs(a.sin_port);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid > 0) {
+        close(ls);
+        return pid;
+    }
+    int c = accept(ls, NULL, NULL), in_data = 0;
+    char line[1024];
+    size_t n = 0;
+    dprintf(c, "220 mute ESMTP\r\n");
+    while (read(c, line + n, 1) == 1) {
+        if (line[n] != '\n' && n + 2 < sizeof line) {
+            n++;
+            continue;
+        }
+        line[n + 1] = '\0';
+        n = 0;
+        if (in_data) {
+            if (strcmp(line, ".\r\n") == 0) {
+                in_data = 0;
+                dprintf(c, "250 2.0.0 Ok: queued as 1\r\n");
+            }
+        } else if (strncasecmp(line, "DATA", 4) == 0) {
+            in_data = 1;
+            dprintf(c, "354 go on\r\n");
+        } else if (strncasecmp(line, "QUIT", 4) == 0) {
+            sleep(30);
+        } else {
+            dprintf(c, "250 OK\r\n");
+        }
+    }
+    _exit(0);
+}
+
+/* A relay that never answers QUIT: transport_free gives it a second, not smtp.timeout. */
+static void test_smtp_quit_unanswered(void **state)
+{
+    (void)state;
+    int port;
+    pid_t pid = mute_quit_server(&port);
+    struct batch b = {0};
+    add_msg(&b, "m1@example.net", 0);
+    struct config cfg = smtp_cfg("127.0.0.1", port, SMTP_TLS_NONE, 1, 0);
+    b.t = transport_new(&cfg, NULL, on_done, &b);
+    assert_non_null(b.t);
+    assert_int_equal(send_next(&b), 0);
+    assert_int_equal(transport_wait(b.t, 20000), 0);
+    assert_int_equal(b.r[0].outcome, TRANSPORT_SENT);
+    int64_t t0 = loop_now_ms();
+    transport_free(b.t);
+    int64_t ms = loop_now_ms() - t0;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    assert_true(ms >= 900 && ms < 3000);
+    batch_free(&b);
+}
+
 /* --- maildir --------------------------------------------------------------------------------- */
 
 static struct config maildir_cfg(const char *path)
@@ -846,6 +1075,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_smtp_tls_auth, start_tls_auth, server_stop),
         cmocka_unit_test_setup_teardown(test_smtp_rate, start_plain, server_stop),
         cmocka_unit_test_setup_teardown(test_smtp_refused, start_plain, server_stop),
+        cmocka_unit_test_setup_teardown(test_smtp_parallel, start_slow, server_stop),
+        cmocka_unit_test_setup_teardown(test_smtp_loop_free, start_slow, server_stop),
+        cmocka_unit_test_setup_teardown(test_smtp_free_inflight, start_stuck, server_stop),
+        cmocka_unit_test(test_smtp_quit_unanswered),
         cmocka_unit_test(test_smtp_dead),
         cmocka_unit_test(test_smtp_silent),
         cmocka_unit_test(test_maildir),
