@@ -84,6 +84,7 @@ MAIL_SRCS := \
 # ActivityPub (SPEC §7): each helper module adds its files here.
 AP_SRCS := \
 	ap/docs.c \
+	ap/fetch.c \
 	ap/httpsig.c
 
 FEEDS_SRCS := \
@@ -113,7 +114,7 @@ CORE_SRCS := $(LIB_SRCS) $(CONFIG_SRCS) $(POSTS_SRCS) $(STORE_SRCS) $(FEEDS_SRCS
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 
 # Unit tests (cmocka): one file a module, each linked with the objects it needs.
-UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig
+UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig ap_fetch
 test_buf_OBJS       := lib/buf.o
 test_text_OBJS      := lib/text.o lib/buf.o
 test_timefmt_OBJS   := lib/timefmt.o
@@ -138,6 +139,7 @@ test_mail_store_OBJS := store/mail_store.o store/store.o posts/post_read.o posts
                         lib/timefmt.o
 test_ap_docs_OBJS   := ap/docs.o lib/buf.o lib/text.o lib/timefmt.o
 test_httpsig_OBJS   := ap/httpsig.o lib/buf.o lib/diag.o
+test_ap_fetch_OBJS  := ap/fetch.o lib/buf.o lib/diag.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 .PHONY: nashra all deps deps-test run test unit integration valgrind bench lint format install clean check
