@@ -1144,7 +1144,9 @@ static int apply_defaults(struct config *cfg)
         struct config_list *l = &cfg->lists[i];
         rc |= dflt(&l->name, l->id);
         rc |= dflt(&l->schedule, "daily 08:00");
-        rc |= dflt(&l->subject, "{{post.title}}");
+        /* A digest has no post.title: its subject is the list's name (an
+         * empty Subject: went out before). */
+        rc |= dflt(&l->subject, l->mode == LIST_DIGEST ? "{{list.name}}" : "{{post.title}}");
         rc |= dflt(&l->language, cfg->site.language);
         if (!l->categories && !(l->categories = calloc(1, sizeof *l->categories)))
             rc = -1;

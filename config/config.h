@@ -28,7 +28,7 @@ struct config_list {
     size_t ncategories;
     enum list_mode mode; /* default each */
     char *schedule;      /* digest: "daily HH:MM" | "weekly mon HH:MM"; default "daily 08:00" */
-    char *subject;       /* Mustache; default "{{post.title}}" */
+    char *subject;       /* Mustache; default "{{post.title}}" ("{{list.name}}": digest) */
     char *template;      /* absolute path, or NULL for the built-in template */
     char *language;      /* default site.language */
 };

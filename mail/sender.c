@@ -35,6 +35,7 @@
 #define BATCH         256 /* deliveries fetched at a time */
 #define MAX_ATTEMPTS  12  /* then a retry becomes failed */
 #define BACKOFF_FIRST 60  /* seconds before the first retry, doubled each time */
+#define BACKOFF_ENV   "NASHRA_MAIL_BACKOFF_S" /* for tests: BACKOFF_FIRST, 1 to 3600 */
 #define BACKOFF_MAX   (6 * 3600)
 #define MESSAGE_MAX   (32u << 20) /* one rendered message */
 
@@ -57,7 +58,7 @@ struct sender {
     size_t nbatch, next;
     struct mail_key after; /* the queue is read on from here */
     int have_after;
-    int queue_empty; /* the last fetch from the start found nothing */
+    int queue_empty; /* nothing due that is not in flight (see next_due) */
 
     struct flight *fl; /* in flight */
     size_t nfl, afl;
@@ -70,7 +71,8 @@ struct sender {
     struct post **dposts;
     size_t ndposts;
 
-    int64_t retry_at;  /* unix seconds of the earliest retry known, 0 if none */
+    int64_t backoff;   /* seconds before a first retry: BACKOFF_FIRST or $BACKOFF_ENV */
+    int64_t retry_at;  /* unix seconds of the next retry (1: look now), 0 if none */
     int64_t digest_at; /* unix seconds of the next digest, 0 if none */
     uint64_t sent, failed, retried;
 };
@@ -117,7 +119,30 @@ struct sender *sender_new(const struct config *cfg, struct store *st, struct loo
         diag_set(err, 0, 0, "newsletter tables: %s", store_errmsg(st));
         goto fail;
     }
+    /* The first sender on a site reads the log from its end: lists added to
+     * a site with a history must not mail every post ever announced (the
+     * cursor at 0 did). From then on the cursor is kept, so announcements
+     * made while the daemon was down or killed are still mailed. */
+    int64_t last = store_last_seq(st);
+    int r = last < 0 ? -1 : mail_cursor_init(s->ms, last);
+    if (r < 0) {
+        diag_set(err, 0, 0, "newsletter cursor: %s", store_errmsg(st));
+        goto fail;
+    }
+    if (r > 0 && last > 0)
+        log_event(LOG_INFO, "mail", "cursor=%lld note=earlier_announcements_not_mailed",
+                  (long long)last);
     if (!(s->nl = newsletter_load(cfg, err, &file))) {
+        /* The template's file and place go into the message: the callers
+         * (serve's log, build --deliver) have no file name of their own to
+         * print it under. */
+        if (file) {
+            struct diag d = *err;
+            if (d.line)
+                diag_set(err, 0, 0, "%s:%d:%d: %s", file, d.line, d.col, d.msg);
+            else
+                diag_set(err, 0, 0, "%s: %s", file, d.msg);
+        }
         free(file);
         goto fail;
     }
@@ -133,6 +158,12 @@ struct sender *sender_new(const struct config *cfg, struct store *st, struct loo
         goto fail;
     }
     s->retry_at = 1; /* unknown: look at the queue once */
+    /* Tests shorten the backoff to see a 4xx recipient delivered in the
+     * end; anything but a whole number of seconds up to an hour is ignored. */
+    const char *bo = getenv(BACKOFF_ENV);
+    char *end = NULL;
+    long long b = bo && *bo ? strtoll(bo, &end, 10) : -1;
+    s->backoff = end && *end == '\0' && b >= 1 && b <= 3600 ? b : BACKOFF_FIRST;
     return s;
 fail:
     sender_free(s);
@@ -553,7 +584,7 @@ static void on_done(void *arg, uint64_t id, enum transport_outcome outcome, int 
         rc = mail_delivery_sent(s->ms, f.key, now);
         s->sent++;
     } else if (outcome == TRANSPORT_RETRY && f.attempts + 1 < MAX_ATTEMPTS) {
-        int64_t wait = BACKOFF_FIRST;
+        int64_t wait = s->backoff;
         for (int a = 0; a < f.attempts && wait < BACKOFF_MAX; a++)
             wait *= 2;
         if (wait > BACKOFF_MAX)
@@ -574,17 +605,24 @@ static void on_done(void *arg, uint64_t id, enum transport_outcome outcome, int 
                   log_quote(store_errmsg(s->st)));
 }
 
-/* The next due delivery not in flight, or NULL when there is none now. */
+/*
+ * The next due delivery not in flight, or NULL when there is none now.
+ * A batch holds only deliveries that were neither in flight nor finished
+ * when it was fetched, and only this sender hands them over, so one is
+ * never sent twice from it: those in flight are dropped as the batch is
+ * fetched, never skipped later (a delivery in flight then, done by the time
+ * its turn came, would go again: sent, retried or failed twice). A fetch is
+ * always read before the next one (a fetch from the start, made when the
+ * end was reached, was once left unread and handed over stale). When
+ * everything due is in flight the queue counts as empty until new work
+ * comes (an issue, a retry's time): no polling while replies are awaited.
+ */
 static const struct mail_delivery *next_due(struct sender *s)
 {
-    for (int round = 0; round < 2; round++) {
-        while (s->next < s->nbatch) {
-            const struct mail_delivery *d = &s->batch[s->next++];
-            s->after = d->key;
-            s->have_after = 1;
-            if (!in_flight(s, d->key))
-                return d;
-        }
+    int from_start = !s->have_after;
+    for (;;) {
+        if (s->next < s->nbatch)
+            return &s->batch[s->next++];
         mail_due_free(s->batch, s->nbatch);
         s->batch = NULL;
         s->nbatch = s->next = 0;
@@ -592,14 +630,25 @@ static const struct mail_delivery *next_due(struct sender *s)
                      &s->nbatch) < 0)
             return NULL;
         if (s->nbatch == 0) {
-            if (!s->have_after) {
+            s->have_after = 0;
+            if (from_start) {
                 s->queue_empty = 1;
                 return NULL;
             }
-            s->have_after = 0; /* from the start again, once */
+            from_start = 1; /* from the start again, once */
+            continue;
         }
+        s->after = s->batch[s->nbatch - 1].key; /* read up to here */
+        s->have_after = 1;
+        size_t k = 0;
+        for (size_t i = 0; i < s->nbatch; i++) {
+            if (in_flight(s, s->batch[i].key))
+                free(s->batch[i].mem);
+            else
+                s->batch[k++] = s->batch[i];
+        }
+        s->nbatch = k;
     }
-    return NULL;
 }
 
 static void pump(struct sender *s)
@@ -645,7 +694,12 @@ int64_t sender_tick(void *arg, int64_t now_ms)
     if (s->digest_at == 0 || now >= s->digest_at)
         digests(s, now);
     if (s->retry_at && now >= s->retry_at) {
-        s->retry_at = 0;
+        /* Its time has come: the walk finds what is due now, and the next
+         * retry comes from the store. retry_at holds only the earliest one
+         * known, so waiting for on_done to set it again lost those set for
+         * later (and those set before a restart): they were never retried. */
+        int64_t next = mail_next_retry(s->ms, now);
+        s->retry_at = next < 0 ? now + 1 : next;
         s->queue_empty = 0;
     }
     pump(s);

@@ -44,6 +44,7 @@ enum mstmt {
     M_SENT,
     M_RETRY,
     M_FAILED,
+    M_NEXT_RETRY,
     M_COUNT
 };
 
@@ -114,6 +115,9 @@ static const char *const msql[M_COUNT] = {
                 "code = ?4, error = ?5 WHERE issue = ?1 AND subscriber = ?2",
     [M_FAILED] = "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, done_at = ?3, "
                  "code = ?4, error = ?5 WHERE issue = ?1 AND subscriber = ?2",
+    /* One probe of the queue index (state, next_try). */
+    [M_NEXT_RETRY] = "SELECT COALESCE(MIN(next_try), 0) FROM deliveries "
+                     "WHERE state = 'retry' AND next_try > ?1",
 };
 
 struct mail_store {
@@ -712,6 +716,14 @@ int mail_delivery_failed(struct mail_store *ms, struct mail_key k, int64_t now, 
     return delivery_update(s, k);
 }
 
+int64_t mail_next_retry(struct mail_store *ms, int64_t now)
+{
+    int64_t v;
+    sqlite3_stmt *s = use(ms, M_NEXT_RETRY);
+    sqlite3_bind_int64(s, 1, now);
+    return step_int(s, &v) == 1 ? v : -1;
+}
+
 /* ---- cursor ------------------------------------------------------------- */
 
 #define CURSOR_KEY "mail_cursor"
@@ -729,4 +741,14 @@ int mail_cursor_put(struct mail_store *ms, int64_t seq)
     char v[24];
     snprintf(v, sizeof v, "%" PRId64, seq);
     return store_meta_put(ms->st, CURSOR_KEY, v);
+}
+
+int mail_cursor_init(struct mail_store *ms, int64_t seq)
+{
+    char *v = store_meta_get(ms->st, CURSOR_KEY);
+    if (v) {
+        free(v);
+        return 0;
+    }
+    return mail_cursor_put(ms, seq) < 0 ? -1 : 1;
 }

@@ -189,11 +189,22 @@ int mail_delivery_retry(struct mail_store *ms, struct mail_key k, int64_t next_t
 int mail_delivery_failed(struct mail_store *ms, struct mail_key k, int64_t now, int code,
                          const char *error);
 
+/* The earliest next_try of the deliveries waiting to be retried after now
+ * (a retry already due is left to mail_due): 0 when none, -1 error. The
+ * sender asks it on start and whenever the retry it waited for has come, so
+ * a retry set before a restart, or later than the one it waited for, is
+ * not forgotten. */
+int64_t mail_next_retry(struct mail_store *ms, int64_t now);
+
 /* ---- the sender's cursor in the announcement log ------------------------ */
 
 /* The seq of the last announcement the sender has turned into issues
  * (meta key "mail_cursor"): 0 when none. */
 int64_t mail_cursor_get(struct mail_store *ms);
 int mail_cursor_put(struct mail_store *ms, int64_t seq);
+/* Sets the cursor to seq when it was never set (a sender's first start:
+ * what was announced before it existed is not mailed); 1 set, 0 it was
+ * there already, -1 error. */
+int mail_cursor_init(struct mail_store *ms, int64_t seq);
 
 #endif

@@ -339,6 +339,11 @@ static void test_transitions_and_progress(void **state)
     assert_int_equal(p.failed, 1);
     assert_int_equal(p.pending, 1);
 
+    /* the next retry after a time: the earliest one later than it */
+    assert_int_equal(mail_next_retry(ms, 0), 1100);
+    assert_int_equal(mail_next_retry(ms, 1099), 1100);
+    assert_int_equal(mail_next_retry(ms, 1100), 0); /* due: mail_due's part */
+
     /* before its time a retry is not due; sent and failed never are */
     char keys[256], want[256];
     due_keys(ms, 1099, NULL, 10, keys, sizeof keys);
@@ -366,6 +371,7 @@ static void test_transitions_and_progress(void **state)
     assert_int_equal(p.retrying + p.pending, 0);
     due_keys(ms, 99999, NULL, 10, keys, sizeof keys);
     assert_string_equal(keys, "");
+    assert_int_equal(mail_next_retry(ms, 0), 0);
 
     /* what the table holds: attempts, code and error */
     sqlite3_stmt *s;
@@ -516,6 +522,11 @@ static void test_cursor(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(mail_cursor_get(f->ms), 0);
+    /* init sets a cursor never set, once */
+    assert_int_equal(mail_cursor_init(f->ms, 5), 1);
+    assert_int_equal(mail_cursor_get(f->ms), 5);
+    assert_int_equal(mail_cursor_init(f->ms, 9), 0);
+    assert_int_equal(mail_cursor_get(f->ms), 5);
     assert_int_equal(mail_cursor_put(f->ms, 12345678901LL), 0);
     assert_int_equal(mail_cursor_get(f->ms), 12345678901LL);
     /* the key of the brief, in the meta table */
