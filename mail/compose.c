@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../lib/timefmt.h"
 #include "html2text.h"
@@ -76,10 +77,14 @@ int compose(const struct composer *c, size_t li, struct post *const *posts, size
         rc = buf_printf(&unsub, "%s/unsubscribe?t=%s", c->cfg->site.url, token);
     if (rc == 0)
         rc = buf_printf(&mailto, "mailto:%s?subject=unsubscribe%%20%s", c->from_addr, token);
-    /* Short enough for one line of 76 with its header name (mail/mime.h). */
+    /* One Message-ID a delivery: a resend after a crash carries the same
+     * one, so a receiver can drop the copy. A test send (issue 0) gets a
+     * fresh one. Short enough for one line of 76 (mail/mime.h). */
     if (rc == 0)
-        rc = buf_printf(&mid, "%lld.%lld.%lld@%s", (long long)issue, (long long)to->id,
-                        (long long)timefmt_now(), c->domain);
+        rc = issue
+                 ? buf_printf(&mid, "%lld.%lld@%s", (long long)issue, (long long)to->id, c->domain)
+                 : buf_printf(&mid, "test.%lld.%ld@%s", (long long)timefmt_now(), (long)getpid(),
+                              c->domain);
     if (rc == 0)
         rc = buf_printf(verp, "bounces+%lld.%lld@%s", (long long)issue, (long long)to->id,
                         c->domain);

@@ -27,8 +27,7 @@
 #include "../lib/log.h"
 #include "../lib/timefmt.h"
 #include "../store/mail_store.h"
-#include "html2text.h"
-#include "mime.h"
+#include "compose.h"
 #include "newsletter.h"
 #include "transport.h"
 
@@ -52,7 +51,8 @@ struct sender {
     struct newsletter *nl;
     struct transport *tr;
     unsigned char key[32];
-    char *from_name, *from_addr, *domain;
+    struct composer comp; /* makes each message */
+    int comp_ready;
 
     struct mail_delivery *batch; /* fetched, handed over from next on */
     size_t nbatch, next;
@@ -78,28 +78,6 @@ struct sender {
 };
 
 /* --- setup ---------------------------------------------------------------- */
-
-/* "Name <addr>" or "addr" into name and addr; the domain of addr. */
-static int parse_from(struct sender *s, const char *from)
-{
-    const char *lt = strrchr(from, '<'), *gt = lt ? strchr(lt, '>') : NULL;
-    if (lt && gt) {
-        size_t n = (size_t)(lt - from);
-        while (n && (from[n - 1] == ' ' || from[n - 1] == '"'))
-            n--;
-        const char *b = from;
-        while (*b == ' ' || *b == '"')
-            b++, n--;
-        s->from_name = strndup(b, (size_t)n > strlen(b) ? 0 : n);
-        s->from_addr = strndup(lt + 1, (size_t)(gt - lt - 1));
-    } else {
-        s->from_name = strdup("");
-        s->from_addr = strdup(from);
-    }
-    const char *at = s->from_addr ? strrchr(s->from_addr, '@') : NULL;
-    s->domain = strdup(at ? at + 1 : "localhost");
-    return s->from_name && s->from_addr && s->domain ? 0 : -1;
-}
 
 static void on_done(void *arg, uint64_t id, enum transport_outcome outcome, int code,
                     const char *why);
@@ -149,10 +127,11 @@ struct sender *sender_new(const struct config *cfg, struct store *st, struct loo
     if (newsletter_secret(cfg, s->key, err) < 0)
         goto fail;
     newsletter_use_key(s->nl, s->key);
-    if (parse_from(s, cfg->mail.from ? cfg->mail.from : "news@localhost") < 0) {
+    if (composer_init(&s->comp, cfg, s->nl, s->key) < 0) {
         diag_set(err, 0, 0, "out of memory");
         goto fail;
     }
+    s->comp_ready = 1;
     if (!(s->tr = transport_new(cfg, loop, on_done, s))) {
         diag_set(err, 0, 0, "the mail transport could not start");
         goto fail;
@@ -195,9 +174,8 @@ void sender_free(struct sender *s)
     free(s->fl);
     newsletter_free(s->nl);
     mail_store_free(s->ms);
-    free(s->from_name);
-    free(s->from_addr);
-    free(s->domain);
+    if (s->comp_ready)
+        composer_free(&s->comp);
     free(s);
 }
 
@@ -503,58 +481,8 @@ static int render(struct sender *s, const struct mail_delivery *d, struct buf *m
         return 1;
     struct newsletter_to to = {
         .id = d->subscriber_id, .email = d->email, .name = d->name, .extra = d->extra};
-    struct buf subject, html, text, list_id, unsub, mid, mailto;
-    buf_init(&subject, 8192);
-    buf_init(&html, MESSAGE_MAX);
-    buf_init(&text, MESSAGE_MAX);
-    buf_init(&list_id, 8192);
-    buf_init(&unsub, 8192);
-    buf_init(&mid, 8192);
-    buf_init(&mailto, 8192);
-    char token[96];
-    newsletter_token(s->key, "unsubscribe", l->id, d->subscriber_id, d->email, token);
-    int rc = newsletter_render(s->nl, li, posts, nposts, d->kind == MAIL_ISSUE_DIGEST, &to,
-                               &subject, &html);
-    if (rc == 0)
-        rc = html_to_text(buf_str(&html), html.len, &text);
-    if (rc == 0)
-        rc = buf_printf(&list_id, "%s.%s", l->id, s->domain);
-    if (rc == 0)
-        rc = buf_printf(&unsub, "%s/unsubscribe?t=%s", s->cfg->site.url, token);
-    if (rc == 0)
-        rc = buf_printf(&mailto, "mailto:%s?subject=unsubscribe%%20%s", s->from_addr, token);
-    if (rc == 0)
-        rc = buf_printf(&mid, "%lld.%lld.%lld@%s", (long long)d->key.issue,
-                        (long long)d->key.subscriber, (long long)timefmt_now(), s->domain);
-    if (rc == 0)
-        rc = buf_printf(verp, "bounces+%lld.%lld@%s", (long long)d->key.issue,
-                        (long long)d->key.subscriber, s->domain);
-    if (rc == 0) {
-        struct mime_message m = {
-            .from = {.name = s->from_name, .email = s->from_addr},
-            .to = {.name = d->name, .email = d->email},
-            .subject = buf_str(&subject),
-            .date = timefmt_now(),
-            .message_id = buf_str(&mid),
-            .list_id = buf_str(&list_id),
-            .list_name = l->name ? l->name : l->id,
-            .unsub_https = buf_str(&unsub),
-            .unsub_mailto = buf_str(&mailto),
-            .html = buf_str(&html),
-            .html_len = html.len,
-            .text = buf_str(&text),
-            .text_len = text.len,
-        };
-        rc = mime_build(&m, msg);
-    }
-    buf_free(&subject);
-    buf_free(&html);
-    buf_free(&text);
-    buf_free(&list_id);
-    buf_free(&unsub);
-    buf_free(&mid);
-    buf_free(&mailto);
-    return rc;
+    return compose(&s->comp, li, posts, nposts, d->kind == MAIL_ISSUE_DIGEST, &to, d->key.issue,
+                   msg, verp, NULL);
 }
 
 /* --- the queue -------------------------------------------------------------- */
