@@ -588,6 +588,14 @@ static void pump(struct sender *s)
         const struct mail_delivery *d = next_due(s);
         if (!d)
             break;
+        /* The batch was fetched a while ago: whoever left the list since
+         * (their open deliveries closed by mail_store) is not mailed. */
+        struct mail_subscriber *sub = NULL;
+        int still = mail_sub_get(s->ms, d->subscriber_id, &sub) > 0 &&
+                    sub->state == MAIL_SUB_ACTIVE;
+        free(sub);
+        if (!still)
+            continue;
         buf_reset(&msg);
         buf_reset(&verp);
         int r = render(s, d, &msg, &verp);
