@@ -19,7 +19,7 @@ DEB_BUILD := build-essential pkg-config libyaml-dev libxml2-dev libmd4c-dev \
              libjansson-dev libsqlite3-dev libssl-dev libmicrohttpd-dev libetpan-dev libcurl4-gnutls-dev \
              libcmocka-dev tzdata
 DEB_TEST  := python3 python3-feedparser python3-aiosmtpd libxml2-utils trang locales sqlite3 \
-             clang-format openssl valgrind python3-cryptography
+             clang-format openssl valgrind r-cran-whisker python3-cryptography
 DEB_BENCH := hugo time
 
 PKGS := yaml-0.1 libxml-2.0 md4c jansson sqlite3 libcrypto libmicrohttpd libetpan libcurl
