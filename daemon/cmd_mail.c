@@ -209,6 +209,21 @@ static void env_close(struct mail_env *e)
     config_free(e->cfg);
 }
 
+/* env_open, then the list and the post the options name: 0, or the exit
+ * code (everything closed). */
+static int env_open_post(struct mail_env *e, const struct mail_opts *m, long *li, struct post **p)
+{
+    int rc = env_open(e, m);
+    *p = NULL;
+    if (rc == 0 && (*li = find_list(e->cfg, m->list)) < 0)
+        rc = 2;
+    else if (rc == 0 && !(*p = find_post(e->st, m->post)))
+        rc = 1;
+    if (rc)
+        env_close(e);
+    return rc;
+}
+
 int cmd_preview(int argc, char **argv)
 {
     struct mail_opts m;
@@ -216,16 +231,10 @@ int cmd_preview(int argc, char **argv)
     int rc = parse(argc, argv, preview_usage, &m);
     if (rc || m.o.help)
         return rc;
-    if ((rc = env_open(&e, &m)) != 0) {
-        env_close(&e);
+    long li;
+    struct post *p;
+    if ((rc = env_open_post(&e, &m, &li, &p)) != 0)
         return rc;
-    }
-    long li = find_list(e.cfg, m.list);
-    struct post *p = li < 0 ? NULL : find_post(e.st, m.post);
-    if (li < 0 || !p) {
-        env_close(&e);
-        return li < 0 ? 2 : 1;
-    }
     const struct config_list *l = &e.cfg->lists[li];
     struct newsletter_to to = {
         .id = 0, .email = "subscriber@example.org", .name = "", .extra = "{}"};
@@ -286,16 +295,10 @@ int cmd_send(int argc, char **argv)
         fprintf(stderr, "nashra send: --post SLUG is needed\n%s", send_usage);
         return 2;
     }
-    if ((rc = env_open(&e, &m)) != 0) {
-        env_close(&e);
+    long li;
+    struct post *p;
+    if ((rc = env_open_post(&e, &m, &li, &p)) != 0)
         return rc;
-    }
-    long li = find_list(e.cfg, m.list);
-    struct post *p = li < 0 ? NULL : find_post(e.st, m.post);
-    if (li < 0 || !p) {
-        env_close(&e);
-        return li < 0 ? 2 : 1;
-    }
     const struct config_list *l = &e.cfg->lists[li];
     if (!m.to) { /* queue the issue: the daemon or build --deliver sends it */
         struct mail_store *ms = mail_store_new(e.st);

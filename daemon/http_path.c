@@ -10,22 +10,11 @@
 #include "../lib/text.h"
 #include "http_int.h"
 
-static int http_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes the %XX at p into *ch; -1 if it is not one. */
 static int http_pct(const char *p, unsigned char *ch)
 {
-    int hi = http_hex(p[1]);
-    int lo = hi < 0 ? -1 : http_hex(p[2]);
+    int hi = text_hexval(p[1]);
+    int lo = hi < 0 ? -1 : text_hexval(p[2]);
     if (lo < 0)
         return -1;
     *ch = (unsigned char)(hi << 4 | lo);

@@ -222,6 +222,17 @@ static int xml_scan_all(struct buf *out, const char *s, size_t len, int escape)
     return -1;
 }
 
+int text_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 int text_xml_is_clean(const char *s, size_t len)
 {
     /* Bytes that may start what XML forbids, in valid UTF-8: C0 controls, C2

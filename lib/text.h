@@ -19,6 +19,9 @@
  */
 int utf8_valid(const char *s, size_t len, size_t *bad_off);
 
+/* The value of hexadecimal digit c, or -1. */
+int text_hexval(int c);
+
 /* 1 if valid UTF-8 s holds no character XML forbids (text_xml_clean would
  * copy it as is), else 0. */
 int text_xml_is_clean(const char *s, size_t len);

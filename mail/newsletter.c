@@ -360,17 +360,6 @@ int newsletter_render(const struct newsletter *n, size_t li, struct post *const 
 
 /* --- the secret and the tokens -------------------------------------------- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int newsletter_secret(const struct config *cfg, unsigned char key[32], struct diag *err)
 {
     const char *path = cfg->mail.secret_file;
@@ -380,7 +369,7 @@ int newsletter_secret(const struct config *cfg, unsigned char key[32], struct di
     if (file_read(path, 4096, &b, &why) == 0) {
         int ok = b.len >= 64;
         for (size_t i = 0; ok && i < 32; i++) {
-            int hi = hexval(b.data[2 * i]), lo = hexval(b.data[2 * i + 1]);
+            int hi = text_hexval(b.data[2 * i]), lo = text_hexval(b.data[2 * i + 1]);
             ok = hi >= 0 && lo >= 0;
             key[i] = (unsigned char)(hi << 4 | lo);
         }

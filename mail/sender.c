@@ -591,8 +591,8 @@ static void pump(struct sender *s)
         /* The batch was fetched a while ago: whoever left the list since
          * (their open deliveries closed by mail_store) is not mailed. */
         struct mail_subscriber *sub = NULL;
-        int still = mail_sub_get(s->ms, d->subscriber_id, &sub) > 0 &&
-                    sub->state == MAIL_SUB_ACTIVE;
+        int still =
+            mail_sub_get(s->ms, d->subscriber_id, &sub) > 0 && sub->state == MAIL_SUB_ACTIVE;
         free(sub);
         if (!still)
             continue;
