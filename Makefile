@@ -19,7 +19,8 @@ DEB_BUILD := build-essential pkg-config libyaml-dev libxml2-dev libmd4c-dev \
              libjansson-dev libsqlite3-dev libssl-dev libmicrohttpd-dev libetpan-dev libcurl4-gnutls-dev \
              libcmocka-dev tzdata
 DEB_TEST  := python3 python3-feedparser python3-aiosmtpd libxml2-utils trang locales sqlite3 \
-             clang-format openssl valgrind r-cran-whisker python3-cryptography
+             clang-format openssl valgrind r-cran-whisker python3-cryptography \
+             python3-dkim
 DEB_BENCH := hugo time
 
 PKGS := yaml-0.1 libxml-2.0 md4c jansson sqlite3 libcrypto libmicrohttpd libetpan libcurl
@@ -73,6 +74,7 @@ STORE_SRCS := \
 # Newsletters (SPEC §8): each helper module adds its files here.
 MAIL_SRCS := \
 	mail/compose.c \
+	mail/dkim.c \
 	mail/html2text.c \
 	mail/mime.c \
 	mail/newsletter.c \
@@ -114,7 +116,7 @@ CORE_SRCS := $(LIB_SRCS) $(CONFIG_SRCS) $(POSTS_SRCS) $(STORE_SRCS) $(FEEDS_SRCS
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 
 # Unit tests (cmocka): one file a module, each linked with the objects it needs.
-UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig ap_fetch
+UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig ap_fetch dkim
 test_buf_OBJS       := lib/buf.o
 test_text_OBJS      := lib/text.o lib/buf.o
 test_timefmt_OBJS   := lib/timefmt.o
@@ -140,6 +142,7 @@ test_mail_store_OBJS := store/mail_store.o store/store.o posts/post_read.o posts
 test_ap_docs_OBJS   := ap/docs.o lib/buf.o lib/text.o lib/timefmt.o
 test_httpsig_OBJS   := ap/httpsig.o lib/buf.o lib/diag.o
 test_ap_fetch_OBJS  := ap/fetch.o lib/buf.o lib/diag.o
+test_dkim_OBJS      := mail/dkim.o mail/mime.o lib/buf.o lib/diag.o lib/text.o lib/timefmt.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 .PHONY: nashra all deps deps-test run test unit integration valgrind bench lint format install clean check

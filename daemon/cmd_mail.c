@@ -15,6 +15,7 @@
 #include "../lib/log.h"
 #include "../lib/timefmt.h"
 #include "../mail/compose.h"
+#include "../mail/dkim.h"
 #include "../mail/mime.h"
 #include "../mail/newsletter.h"
 #include "../mail/transport.h"
@@ -170,6 +171,7 @@ struct mail_env {
     struct newsletter *nl;
     struct composer comp;
     int comp_ready;
+    struct dkim *dkim;
 };
 
 static int env_open(struct mail_env *e, const struct mail_opts *m)
@@ -197,6 +199,14 @@ static int env_open(struct mail_env *e, const struct mail_opts *m)
     if (composer_init(&e->comp, e->cfg, e->nl, key) < 0)
         return 1;
     e->comp_ready = 1;
+    if (e->cfg->mail.dkim.domain) {
+        if (!(e->dkim = dkim_load(e->cfg->mail.dkim.domain, e->cfg->mail.dkim.selector,
+                                  e->cfg->mail.dkim.key_file, &d))) {
+            diag_print(stderr, e->cfg->path, &d);
+            return 1;
+        }
+        e->comp.dkim = e->dkim;
+    }
     return 0;
 }
 
@@ -204,6 +214,7 @@ static void env_close(struct mail_env *e)
 {
     if (e->comp_ready)
         composer_free(&e->comp);
+    dkim_free(e->dkim);
     newsletter_free(e->nl);
     store_close(e->st);
     config_free(e->cfg);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../lib/timefmt.h"
+#include "dkim.h"
 #include "html2text.h"
 #include "mime.h"
 
@@ -105,6 +106,8 @@ int compose(const struct composer *c, size_t li, struct post *const *posts, size
             .text_len = text.len,
         };
         rc = mime_build(&m, msg);
+        if (rc == 0 && c->dkim)
+            rc = dkim_sign(c->dkim, m.date, msg);
     }
     if (rc == 0 && html_out)
         rc = buf_append(html_out, buf_str(&html), html.len);

@@ -16,11 +16,14 @@
 #include "../posts/post.h"
 #include "newsletter.h"
 
+struct dkim;
+
 struct composer {
     const struct config *cfg;
     const struct newsletter *nl;
     unsigned char key[32]; /* the HMAC key of subscription links */
     char *from_name, *from_addr, *domain;
+    const struct dkim *dkim; /* signs each message when not NULL (not owned) */
 };
 
 /* Fills c from cfg->mail.from. 0, or -1 (no memory). */

@@ -28,6 +28,7 @@
 #include "../lib/timefmt.h"
 #include "../store/mail_store.h"
 #include "compose.h"
+#include "dkim.h"
 #include "newsletter.h"
 #include "transport.h"
 
@@ -53,6 +54,7 @@ struct sender {
     unsigned char key[32];
     struct composer comp; /* makes each message */
     int comp_ready;
+    struct dkim *dkim; /* mail.dkim's key, or NULL */
 
     struct mail_delivery *batch; /* fetched, handed over from next on */
     size_t nbatch, next;
@@ -132,6 +134,12 @@ struct sender *sender_new(const struct config *cfg, struct store *st, struct loo
         goto fail;
     }
     s->comp_ready = 1;
+    if (cfg->mail.dkim.domain) {
+        if (!(s->dkim = dkim_load(cfg->mail.dkim.domain, cfg->mail.dkim.selector,
+                                  cfg->mail.dkim.key_file, err)))
+            goto fail;
+        s->comp.dkim = s->dkim;
+    }
     if (!(s->tr = transport_new(cfg, loop, on_done, s))) {
         diag_set(err, 0, 0, "the mail transport could not start");
         goto fail;
@@ -176,6 +184,7 @@ void sender_free(struct sender *s)
     mail_store_free(s->ms);
     if (s->comp_ready)
         composer_free(&s->comp);
+    dkim_free(s->dkim);
     free(s);
 }
 
