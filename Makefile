@@ -21,7 +21,7 @@ DEB_BUILD := build-essential pkg-config libyaml-dev libxml2-dev libmd4c-dev \
 DEB_TEST  := python3 python3-feedparser python3-aiosmtpd libxml2-utils trang locales sqlite3 \
              clang-format openssl valgrind r-cran-whisker python3-cryptography \
              python3-dkim
-DEB_BENCH := hugo time
+DEB_BENCH := hugo time postfix
 
 PKGS := yaml-0.1 libxml-2.0 md4c jansson sqlite3 libcrypto libmicrohttpd libetpan libcurl
 
@@ -211,10 +211,13 @@ integration: $(BUILD)/nashra
 	NASHRA=$(CURDIR)/$(BUILD)/nashra $(PYTHON) tests/integration/run.py
 
 bench: deps
+	@# postfix for smtp-sink and smtp-source only: no mail server is set up
+	@echo 'postfix postfix/main_mailer_type select No configuration' | $(SUDO) debconf-set-selections
 	$(call apt_install,$(DEB_BENCH))
 	$(MAKE) nashra
 	$(PYTHON) tests/bench/run.py
 	$(PYTHON) tests/bench/serve.py
+	$(PYTHON) tests/bench/mail.py
 
 lint:
 	clang-format --dry-run --Werror $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c)
