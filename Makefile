@@ -54,6 +54,7 @@ LIB_SRCS := \
 	lib/fileio.c \
 	lib/log.c \
 	lib/mustache.c \
+	lib/pkey.c \
 	lib/sdnotify.c \
 	lib/text.c \
 	lib/timefmt.c \
@@ -140,9 +141,9 @@ test_mail_store_OBJS := store/mail_store.o store/store.o posts/post_read.o posts
                         lib/yaml_tree.o lib/buf.o lib/diag.o lib/fileio.o lib/log.o lib/text.o \
                         lib/timefmt.o
 test_ap_docs_OBJS   := ap/docs.o lib/buf.o lib/text.o lib/timefmt.o
-test_httpsig_OBJS   := ap/httpsig.o lib/buf.o lib/diag.o
+test_httpsig_OBJS   := ap/httpsig.o lib/pkey.o lib/buf.o lib/diag.o
 test_ap_fetch_OBJS  := ap/fetch.o lib/buf.o lib/diag.o
-test_dkim_OBJS      := mail/dkim.o mail/mime.o lib/buf.o lib/diag.o lib/text.o lib/timefmt.o
+test_dkim_OBJS      := mail/dkim.o lib/pkey.o mail/mime.o lib/buf.o lib/diag.o lib/text.o lib/timefmt.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 .PHONY: nashra all deps deps-test run test unit integration valgrind bench lint format install clean check

@@ -10,6 +10,8 @@
  */
 #include "httpsig.h"
 
+#include "../lib/pkey.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,8 +29,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#define KEY_FILE_MAX 65536 /* a private key file larger than this is not one */
-#define SF_MAX       16    /* members, list items, parameters in a structured field */
+#define SF_MAX 16 /* members, list items, parameters in a structured field */
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -1777,80 +1778,9 @@ out:
     return rc;
 }
 
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return -1; /* an encrypted key is an error, never a prompt on the terminal */
-}
-
 EVP_PKEY *httpsig_key_load(const char *path, struct diag *why)
 {
-    EVP_PKEY *key = NULL;
-    struct stat st;
-    char *data = NULL;
-    size_t got = 0;
-    BIO *bio = NULL;
-    int err = 0;
-
-    /* O_NONBLOCK: a FIFO planted at path must not hang the daemon. */
-    int fd = path ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) : -1;
-    if (fd < 0) {
-        err = path ? errno : EINVAL;
-        diag_set(why, 0, 0, "%s: %s", path ? path : "(null)", strerror(err));
-        goto out;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > KEY_FILE_MAX) {
-        err = EINVAL;
-        diag_set(why, 0, 0, "%s: not a regular file of at most %d bytes", path, KEY_FILE_MAX);
-        goto out;
-    }
-    if (st.st_mode & 077) {
-        err = EPERM;
-        diag_set(why, 0, 0, "%s: private key readable by group or others (mode %03o): chmod 600 it",
-                 path, (unsigned)(st.st_mode & 0777));
-        goto out;
-    }
-    if (!(data = malloc((size_t)st.st_size + 1)))
-        goto io;
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, data + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    if (!(bio = BIO_new_mem_buf(data, (int)got)))
-        goto io;
-    key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-    if (!key) {
-        err = EINVAL;
-        diag_set(why, 0, 0, "%s: not an unencrypted PEM private key", path);
-    } else if (!is_rsa(key) || EVP_PKEY_get_bits(key) < HTTPSIG_DEFAULT_MIN_BITS) {
-        err = EINVAL;
-        diag_set(why, 0, 0, "%s: not an RSA key of %d bits or more", path,
-                 HTTPSIG_DEFAULT_MIN_BITS);
-        EVP_PKEY_free(key);
-        key = NULL;
-    }
-    goto out;
-io:
-    err = errno ? errno : ENOMEM;
-    diag_set(why, 0, 0, "%s: %s", path, strerror(err));
-out:
-    if (fd >= 0)
-        close(fd);
-    BIO_free(bio);
-    if (data) {
-        OPENSSL_cleanse(data, got);
-        free(data);
-    }
-    ERR_clear_error();
-    errno = key ? 0 : err;
-    return key;
+    return pkey_load_private(path, HTTPSIG_DEFAULT_MIN_BITS, why);
 }
 
 EVP_PKEY *httpsig_key_load_or_create(const char *path, int *created, struct diag *why)

@@ -11,6 +11,8 @@
  */
 #include "dkim.h"
 
+#include "../lib/pkey.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -23,7 +25,6 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#define KEY_FILE_MAX  65536
 #define MIN_BITS      1024
 #define LINE_MAX_COLS 76
 #define HDR_MAX       256 /* header fields looked at */
@@ -62,73 +63,13 @@ static int name_ok(const char *s)
     return 1;
 }
 
-static int no_passphrase(char *b, int size, int rwflag, void *u)
-{
-    (void)b;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return -1; /* an encrypted key is an error, never a prompt */
-}
-
+/* The key, its errors named after the config key. */
 static EVP_PKEY *key_read(const char *path, struct diag *err)
 {
-    EVP_PKEY *key = NULL;
-    struct stat st;
-    char *data = NULL;
-    size_t got = 0;
-    BIO *bio = NULL;
-    /* O_NONBLOCK: a FIFO at path must not hang the daemon. */
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        diag_set(err, 0, 0, "mail.dkim.key_file: %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > KEY_FILE_MAX) {
-        diag_set(err, 0, 0, "mail.dkim.key_file: %s: not a regular file of at most %d bytes", path,
-                 KEY_FILE_MAX);
-        goto out;
-    }
-    if (st.st_mode & 077) {
-        diag_set(err, 0, 0,
-                 "mail.dkim.key_file: %s: private key readable by group or others (mode %03o): "
-                 "chmod 600 it",
-                 path, (unsigned)(st.st_mode & 0777));
-        goto out;
-    }
-    if (!(data = malloc((size_t)st.st_size + 1))) {
-        diag_set(err, 0, 0, "out of memory");
-        goto out;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, data + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    if (!(bio = BIO_new_mem_buf(data, (int)got))) {
-        diag_set(err, 0, 0, "out of memory");
-        goto out;
-    }
-    key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-    if (!key) {
-        diag_set(err, 0, 0, "mail.dkim.key_file: %s: not an unencrypted PEM private key", path);
-    } else if (!EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_get_bits(key) < MIN_BITS) {
-        diag_set(err, 0, 0, "mail.dkim.key_file: %s: not an RSA key of %d bits or more", path,
-                 MIN_BITS);
-        EVP_PKEY_free(key);
-        key = NULL;
-    }
-out:
-    close(fd);
-    BIO_free(bio);
-    if (data) {
-        OPENSSL_cleanse(data, got);
-        free(data);
-    }
-    ERR_clear_error();
+    struct diag why = {0};
+    EVP_PKEY *key = pkey_load_private(path, MIN_BITS, &why);
+    if (!key)
+        diag_set(err, 0, 0, "mail.dkim.key_file: %s", why.msg);
     return key;
 }
 
