@@ -472,7 +472,7 @@ static int mr_truthy(const json_t *v)
     return 1;
 }
 
-static int mr_escaped(struct buf *out, const char *s, size_t n)
+int mustache_escape(struct buf *out, const char *s, size_t n)
 {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
@@ -544,7 +544,7 @@ static int mr_value(struct buf *out, const json_t *v, int escape)
     } else {
         return 0;
     }
-    return escape ? mr_escaped(out, s, n) : buf_append(out, s, n);
+    return escape ? mustache_escape(out, s, n) : buf_append(out, s, n);
 }
 
 static int mr_section(struct mus_render *st, const struct mustache *t, size_t i,

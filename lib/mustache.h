@@ -37,4 +37,8 @@ typedef const char *(*mustache_partial_fn)(void *arg, const char *name, size_t *
 int mustache_render(const struct mustache *t, const json_t *data, mustache_partial_fn partials,
                     void *arg, struct buf *out);
 
+/* Appends s[0, n) escaped as {{var}} writes it (& < > " ' as entities).
+ * 0, or -1 (out's cap). */
+int mustache_escape(struct buf *out, const char *s, size_t n);
+
 #endif

@@ -14,6 +14,7 @@
 #include "../config/config.h"
 #include "../lib/buf.h"
 #include "../posts/post.h"
+#include "html2text.h"
 #include "newsletter.h"
 
 struct dkim;
@@ -39,5 +40,36 @@ void composer_free(struct composer *c);
 int compose(const struct composer *c, size_t li, struct post *const *posts, size_t nposts,
             int digest, const struct newsletter_to *to, int64_t issue, struct buf *msg,
             struct buf *verp, struct buf *html);
+
+/*
+ * The per-issue cache (see compose.c): the same message as compose(), byte
+ * for byte, from one rendering per issue and shape of subscriber instead of
+ * one per subscriber. The sender keeps one, and it renews itself when the
+ * issue (or list) changes: it assumes posts and digest stay the same for one
+ * issue. cc->fast and cc->slow count the messages made each way.
+ */
+#define COMPOSE_FIELDS 32
+#define COMPOSE_SHAPES 8
+struct compose_shape {
+    char *key;
+    int slow;
+    struct buf subject, html, text;
+    struct h2t_rec rec;
+    unsigned char flags[COMPOSE_FIELDS]; /* 1 escaped, 2 raw, 4 in the subject, 8 in a URL */
+};
+struct compose_cache {
+    int64_t issue;
+    size_t li;
+    char nonce[16];
+    struct compose_shape shapes[COMPOSE_SHAPES];
+    size_t nshapes;
+    unsigned long fast, slow;
+};
+void compose_cache_init(struct compose_cache *cc);
+void compose_cache_free(struct compose_cache *cc);
+int compose_cached(const struct composer *c, struct compose_cache *cc, size_t li,
+                   struct post *const *posts, size_t nposts, int digest,
+                   const struct newsletter_to *to, int64_t issue, struct buf *msg,
+                   struct buf *verp);
 
 #endif

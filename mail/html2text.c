@@ -26,6 +26,7 @@
 #include <libxml/tree.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -132,6 +133,7 @@ struct h2t {
     size_t indent;         /* list indentation, in columns */
     char marker[24];       /* list marker for the next line written ("- ", "3. "), or "" */
     unsigned long flushes; /* paragraphs written so far */
+    struct h2t_rec *rec;   /* html_to_text_rec: what to record, or NULL */
     int err;
 };
 
@@ -213,11 +215,48 @@ static void wrap_line(struct h2t *h, const char *s, size_t n)
     put_line(h, s + start, end - start);
 }
 
+/* 1 if s[0, n) holds the recording's mark. */
+static int marked(const struct h2t *h, const char *s, size_t n)
+{
+    return h->rec && memmem(s, n, h->rec->mark, strlen(h->rec->mark)) != NULL;
+}
+
+static void record(struct h2t *h, const struct h2t_state *st, size_t start)
+{
+    struct h2t_rec *rec = h->rec;
+    if (rec->n == rec->alloc) {
+        size_t na = rec->alloc ? rec->alloc * 2 : 8;
+        struct h2t_region *r = realloc(rec->r, na * sizeof *r);
+        if (!r) {
+            h->err = 1;
+            return;
+        }
+        rec->r = r;
+        rec->alloc = na;
+    }
+    struct h2t_region *r = &rec->r[rec->n];
+    if (!(r->para = malloc(h->para.len + 1))) {
+        h->err = 1;
+        return;
+    }
+    memcpy(r->para, buf_str(&h->para), h->para.len + 1);
+    r->len = h->para.len;
+    r->st = *st;
+    r->start = start;
+    r->end = h->out->len;
+    rec->n++;
+}
+
 /* Writes the current paragraph (if it holds any text) and empties it. */
 static void flush(struct h2t *h)
 {
     const char *s = buf_str(&h->para);
-    size_t b = 0, e = h->para.len;
+    size_t b = 0, e = h->para.len, start = h->out->len;
+    int rec = marked(h, s, e);
+    struct h2t_state st = {h->pre, h->sep, h->quote, h->last_quote, h->indent, ""};
+
+    if (rec)
+        memcpy(st.marker, h->marker, sizeof st.marker);
 
     while (b < e && (s[b] == '\n' || (s[b] == ' ' && !h->pre)))
         b++;
@@ -241,6 +280,8 @@ static void flush(struct h2t *h)
             i = j;
         }
         h->flushes++;
+        if (rec)
+            record(h, &st, start);
     }
     buf_reset(&h->para);
     h->space = 0;
@@ -487,6 +528,29 @@ static int same_url(const char *t, size_t n, const char *url)
     return ul == n + 7 && strncasecmp(url, "mailto:", 7) == 0 && memcmp(t, url + 7, n) == 0;
 }
 
+/* Recording: a link target holding the mark, kept for the caller, whose
+ * values there must not begin with '#' or "javascript:" nor hold spaces. If
+ * the link's text holds the mark too, "is the text the URL" compared
+ * placeholders: unsafe. */
+static int keep_url(struct h2t *h, const char *u, const char *t, size_t n)
+{
+    struct h2t_rec *rec = h->rec;
+    if (marked(h, t, n))
+        rec->unsafe = 1;
+    if (rec->nurls == rec->aurls) {
+        size_t na = rec->aurls ? rec->aurls * 2 : 4;
+        char **v = realloc(rec->urls, na * sizeof *v);
+        if (!v)
+            return -1;
+        rec->urls = v;
+        rec->aurls = na;
+    }
+    if (!(rec->urls[rec->nurls] = strdup(u)))
+        return -1;
+    rec->nurls++;
+    return 0;
+}
+
 static void link_elem(struct h2t *h, xmlNode *node, int depth)
 {
     xmlChar *href = xmlGetProp(node, BAD_CAST "href");
@@ -510,6 +574,8 @@ static void link_elem(struct h2t *h, xmlNode *node, int depth)
         char *u = strndup(url, ul);
         if (!u)
             h->err = 1;
+        else if (marked(h, u, ul) && keep_url(h, u, t + start, e - start) < 0)
+            h->err = 1;
         else if (!same_url(t + start, e - start, u))
             add_url(h, u, e > start);
         free(u);
@@ -529,9 +595,27 @@ static void image(struct h2t *h, xmlNode *node)
     }
 }
 
+/* Recording: 1 when an attribute whose value steers the text (a style,
+ * a list number) holds the mark. */
+static int marked_attr(struct h2t *h, xmlNode *node)
+{
+    for (xmlAttr *a = node->properties; a; a = a->next) {
+        const char *n = (const char *)a->name;
+        if (strcmp(n, "style") && strcmp(n, "start") && strcmp(n, "value"))
+            continue;
+        for (xmlNode *t = a->children; t; t = t->next)
+            if (t->content && marked(h, (const char *)t->content, strlen((char *)t->content)))
+                return 1;
+    }
+    return 0;
+}
+
 static void element(struct h2t *h, xmlNode *node, int depth)
 {
     enum kind k = kind_of(node->name);
+
+    if (h->rec && marked_attr(h, node))
+        h->rec->unsafe = 1;
 
     if (k == K_DROP || hidden(node))
         return;
@@ -606,10 +690,10 @@ static int blank(const char *s, size_t len)
     return 1;
 }
 
-int html_to_text(const char *html, size_t len, struct buf *out)
+static int convert(const char *html, size_t len, struct h2t_rec *rec, struct buf *out)
 {
     struct buf text;
-    struct h2t h = {0};
+    struct h2t h = {.rec = rec};
     htmlDocPtr doc;
     int rc = -1;
 
@@ -633,5 +717,61 @@ int html_to_text(const char *html, size_t len, struct buf *out)
     buf_free(&h.para);
     buf_free(&text);
     xmlFreeDoc(doc);
+    return rc;
+}
+
+int html_to_text(const char *html, size_t len, struct buf *out)
+{
+    return convert(html, len, NULL, out);
+}
+
+int html_to_text_rec(const char *html, size_t len, struct h2t_rec *rec, struct buf *out)
+{
+    if (out->len || !rec->mark || !*rec->mark)
+        return -1; /* the regions' offsets are from the start of out */
+    int rc = convert(html, len, rec, out);
+    if (rc == 0 && marked(&(struct h2t){.rec = rec}, buf_str(out), out->len)) {
+        /* a mark outside the recorded paragraphs: nothing to fill it */
+        size_t at = 0;
+        for (size_t i = 0; i < rec->n; i++) {
+            if (marked(&(struct h2t){.rec = rec}, buf_str(out) + at, rec->r[i].start - at))
+                rec->unsafe = 1;
+            at = rec->r[i].end;
+        }
+        if (marked(&(struct h2t){.rec = rec}, buf_str(out) + at, out->len - at))
+            rec->unsafe = 1;
+    }
+    return rc;
+}
+
+void h2t_rec_free(struct h2t_rec *rec)
+{
+    for (size_t i = 0; i < rec->n; i++)
+        free(rec->r[i].para);
+    for (size_t i = 0; i < rec->nurls; i++)
+        free(rec->urls[i]);
+    free(rec->r);
+    free(rec->urls);
+    rec->r = NULL;
+    rec->urls = NULL;
+    rec->n = rec->alloc = rec->nurls = rec->aurls = 0;
+}
+
+int h2t_region_write(const struct h2t_region *r, const char *para, size_t len, struct buf *out)
+{
+    struct h2t h = {.out = out};
+    int rc;
+
+    buf_init(&h.para, len + 1);
+    h.pre = r->st.pre;
+    h.sep = r->st.sep;
+    h.quote = r->st.quote;
+    h.last_quote = r->st.last_quote;
+    h.indent = r->st.indent;
+    memcpy(h.marker, r->st.marker, sizeof h.marker);
+    para_put(&h, para, len);
+    flush(&h);
+    rc = h.err ? -1 : 0;
+    buf_free(&h.para);
     return rc;
 }

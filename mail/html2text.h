@@ -22,4 +22,46 @@
  * memory, or libxml2). */
 int html_to_text(const char *html, size_t len, struct buf *out);
 
+/*
+ * The same text, recorded for filling in later (mail/compose's per-issue
+ * cache): the HTML carries placeholders that start with rec->mark (a UTF-8
+ * string no real text holds), and each paragraph whose text holds the mark
+ * is kept as a region: out[start, end) is how it was written with the
+ * placeholders, para its text before wrapping and st the state wrapping and
+ * line prefixes used. h2t_region_write writes such a paragraph again, its
+ * placeholders replaced, exactly as html_to_text would have written the
+ * paragraph with those values (when they are single-spaced text without
+ * controls). rec->urls are the link targets that held the mark (a value
+ * there that holds a space, or begins a target with '#' or "javascript:",
+ * would have been written otherwise); rec->unsafe is set when a decision
+ * depended on the mark itself (a style, a list number, a link whose text
+ * and target both held it): no template then.
+ * out must be empty; offsets are from its start.
+ */
+struct h2t_state {
+    int pre, sep, quote, last_quote;
+    size_t indent;
+    char marker[24];
+};
+struct h2t_region {
+    size_t start, end;
+    char *para;
+    size_t len;
+    struct h2t_state st;
+};
+struct h2t_rec {
+    const char *mark; /* set by the caller */
+    struct h2t_region *r;
+    size_t n, alloc;
+    char **urls;
+    size_t nurls, aurls;
+    int unsafe;
+};
+int html_to_text_rec(const char *html, size_t len, struct h2t_rec *rec, struct buf *out);
+void h2t_rec_free(struct h2t_rec *rec);
+
+/* Appends region r written with para[0, len) in place of its own text to
+ * out, which holds everything the text had before r. 0, or -1. */
+int h2t_region_write(const struct h2t_region *r, const char *para, size_t len, struct buf *out);
+
 #endif

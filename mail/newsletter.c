@@ -290,7 +290,9 @@ static json_t *context(const struct newsletter *n, size_t li, struct post *const
         set_str(sub, "email", to->email);
         set_str(sub, "name", to->name && *to->name ? to->name : NULL);
         json_object_set_new(root, "subscriber", sub);
-        if (link_of(n, l, to, &url) == 0)
+        if (to->unsub_url)
+            set_str(root, "unsubscribe_url", to->unsub_url);
+        else if (link_of(n, l, to, &url) == 0)
             set_str(root, "unsubscribe_url", buf_str(&url));
     }
     buf_free(&url);

@@ -35,6 +35,7 @@ struct newsletter_to {
     const char *email;
     const char *name;
     const char *extra;
+    const char *unsub_url; /* unsubscribe_url as given, when not NULL (compose's cache) */
 };
 
 /*

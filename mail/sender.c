@@ -52,7 +52,8 @@ struct sender {
     struct newsletter *nl;
     struct transport *tr;
     unsigned char key[32];
-    struct composer comp; /* makes each message */
+    struct composer comp;    /* makes each message */
+    struct compose_cache cc; /* the current issue's rendering (compose.h) */
     int comp_ready;
     struct dkim *dkim; /* mail.dkim's key, or NULL */
 
@@ -170,6 +171,7 @@ static void drop_cache(struct sender *s)
     s->dposts = NULL;
     s->ndposts = 0;
     s->cached_list = NULL;
+    compose_cache_free(&s->cc);
 }
 
 void sender_free(struct sender *s)
@@ -490,8 +492,8 @@ static int render(struct sender *s, const struct mail_delivery *d, struct buf *m
         return 1;
     struct newsletter_to to = {
         .id = d->subscriber_id, .email = d->email, .name = d->name, .extra = d->extra};
-    return compose(&s->comp, li, posts, nposts, d->kind == MAIL_ISSUE_DIGEST, &to, d->key.issue,
-                   msg, verp, NULL);
+    return compose_cached(&s->comp, &s->cc, li, posts, nposts, d->kind == MAIL_ISSUE_DIGEST, &to,
+                          d->key.issue, msg, verp);
 }
 
 /* --- the queue -------------------------------------------------------------- */
