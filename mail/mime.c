@@ -867,11 +867,20 @@ static int encode_body(struct buf *enc, const char *body, size_t len, int *mech)
 }
 
 /*
- * One text part: "type; charset=utf-8", its body encoded into *keep, which
- * libetpan reads when writing (it copies nothing: the caller frees keep
- * after that).
+ * The encoded bodies do not go through libetpan's writer, which would copy
+ * them a byte at a time: each part holds a placeholder, replaced by its body
+ * when the message is copied out. No header can hold one (headers carry no
+ * control characters).
  */
-static struct mailmime *build_part(const char *type, const char *body, size_t len, struct buf *keep)
+#define PH_TEXT "\x01nashra-text-part\x01"
+#define PH_HTML "\x01nashra-html-part\x01"
+
+/*
+ * One text part: "type; charset=utf-8", its body encoded into *keep, and the
+ * placeholder ph in its place in the tree.
+ */
+static struct mailmime *build_part(const char *type, const char *body, size_t len, struct buf *keep,
+                                   const char *ph)
 {
     struct mailmime_content *content = NULL;
     struct mailmime_fields *fields = NULL;
@@ -888,7 +897,7 @@ static struct mailmime *build_part(const char *type, const char *body, size_t le
         goto fail;
     content = NULL;
     fields = NULL;
-    data = mailmime_data_new(MAILMIME_DATA_TEXT, mech, 1, buf_str(keep), keep->len, NULL);
+    data = mailmime_data_new(MAILMIME_DATA_TEXT, mech, 1, ph, strlen(ph), NULL);
     if (!data)
         goto fail;
     part->mm_data.mm_single = data;
@@ -947,8 +956,10 @@ static struct mailmime *build_body(const struct mime_message *m, struct buf *kt,
     if (!mp)
         return NULL;
     if (set_boundary(mp, m->message_id) < 0 ||
-        add_part(mp, build_part("text/plain; charset=utf-8", m->text, m->text_len, kt)) < 0 ||
-        add_part(mp, build_part("text/html; charset=utf-8", m->html, m->html_len, kh)) < 0) {
+        add_part(mp, build_part("text/plain; charset=utf-8", m->text, m->text_len, kt, PH_TEXT)) <
+            0 ||
+        add_part(mp, build_part("text/html; charset=utf-8", m->html, m->html_len, kh, PH_HTML)) <
+            0) {
         mailmime_free(mp);
         return NULL;
     }
@@ -963,15 +974,19 @@ static int body_ok(const char *s, size_t n)
 /*
  * Appends libetpan's output less the space it leaves at the end of a header
  * line when it folds before a value's first word ("List-Unsubscribe: " CRLF
- * " <https://...>"): written "List-Unsubscribe:" CRLF, as in RFC 8058 §8.
+ * " <https://...>"): written "List-Unsubscribe:" CRLF, as in RFC 8058 §8;
+ * and with the two parts' bodies in place of their placeholders.
  */
-static int copy_out(struct buf *out, const char *s, size_t n)
+static int copy_out(struct buf *out, const char *s, size_t n, const struct buf *kt,
+                    const struct buf *kh)
 {
     const char *end = memmem(s, n, "\r\n\r\n", 4);
     size_t head = end ? (size_t)(end - s) : 0, run = 0;
+    const char *ph[2] = {PH_TEXT, PH_HTML};
+    const struct buf *body[2] = {kt, kh};
 
-    if (buf_reserve(out, n) < 0)
-        return -1; /* nothing below can fail */
+    if (buf_reserve(out, n + kt->len + kh->len) < 0)
+        return -1;
     for (size_t i = 0; i < head; i++) {
         if (s[i] == ' ' && s[i + 1] == '\r') {
             if (buf_append(out, s + run, i - run) < 0)
@@ -979,11 +994,22 @@ static int copy_out(struct buf *out, const char *s, size_t n)
             run = i + 1;
         }
     }
+    for (int k = 0; k < 2; k++) {
+        const char *at = memmem(s + run, n - run, ph[k], strlen(ph[k]));
+        if (!at)
+            return -1;
+        if (buf_append(out, s + run, (size_t)(at - s) - run) < 0 ||
+            buf_append(out, buf_str(body[k]), body[k]->len) < 0)
+            return -1;
+        run = (size_t)(at - s) + strlen(ph[k]);
+    }
     return buf_append(out, s + run, n - run);
 }
 
-/* Writes the message tree to out through libetpan's memory writer. */
-static int write_message(struct mailmime *msg, struct buf *out)
+/* Writes the message tree to out through libetpan's memory writer, the
+ * bodies kt and kh spliced in. */
+static int write_message(struct mailmime *msg, struct buf *out, const struct buf *kt,
+                         const struct buf *kh)
 {
     MMAPString *s = mmap_string_new("");
     int col = 0, rc = -1;
@@ -991,7 +1017,7 @@ static int write_message(struct mailmime *msg, struct buf *out)
     if (!s)
         return -1;
     if (mailmime_write_mem(s, &col, msg) == MAILIMF_NO_ERROR)
-        rc = copy_out(out, s->str, s->len);
+        rc = copy_out(out, s->str, s->len, kt, kh);
     mmap_string_free(s);
     return rc;
 }
@@ -1016,7 +1042,7 @@ int mime_build(const struct mime_message *m, struct buf *out)
     mp = NULL;
     mailmime_set_imf_fields(msg, fields);
     fields = NULL;
-    rc = write_message(msg, out);
+    rc = write_message(msg, out, &kt, &kh);
 done:
     if (msg)
         mailmime_free(msg);
