@@ -92,6 +92,16 @@ static inline int two_byte_ok(const unsigned char *p, size_t n, unsigned char mi
            (p[0] != 0xC2 || p[1] >= min);
 }
 
+/* 1 if the 8 bytes at p are all 0x01..0x7f. */
+static int ascii8(const unsigned char *p)
+{
+    const uint64_t hi = 0x8080808080808080ULL, lo = 0x7f7f7f7f7f7f7f7fULL;
+    uint64_t w;
+    memcpy(&w, p, 8);
+    /* a byte's top bit in (w & lo) + lo: its low seven bits are not all 0 */
+    return (~w & ((w & lo) + lo) & hi) == hi;
+}
+
 int utf8_valid(const char *s, size_t len, size_t *bad_off)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -100,7 +110,11 @@ int utf8_valid(const char *s, size_t len, size_t *bad_off)
 
     while (i < len) {
         if (p[i] >= 0x01 && p[i] < 0x80) {
-            i++;
+            /* a word at a time while it is ASCII without NUL (markup) */
+            while (i + 8 <= len && ascii8(p + i))
+                i += 8;
+            if (i < len && p[i] >= 0x01 && p[i] < 0x80)
+                i++;
             continue;
         }
         if (two_byte_ok(p + i, len - i, 0x80)) {

@@ -40,6 +40,35 @@ static void test_utf8_valid_ok(void **state)
     assert_int_equal(utf8_valid(S("no offset wanted"), NULL), 1);
 }
 
+/* The word-at-a-time ASCII path: a bad byte at every offset of a long ASCII
+ * run is found at that offset, and an Arabic letter there is fine. */
+static void test_utf8_ascii_runs(void **state)
+{
+    static const unsigned char bad[] = {0x00, 0x80, 0xbf, 0xc0, 0xff};
+    char s[41];
+    size_t off;
+    (void)state;
+    for (size_t pos = 0; pos < 40; pos++) {
+        for (size_t b = 0; b < sizeof bad; b++) {
+            memset(s, 'a', 40);
+            s[pos] = (char)bad[b];
+            off = 999;
+            assert_false(utf8_valid(s, 40, &off));
+            assert_int_equal(off, pos);
+        }
+        if (pos + 1 < 40) {
+            memset(s, 'a', 40);
+            s[pos] = (char)0xd8; /* U+0628 */
+            s[pos + 1] = (char)0xa8;
+            assert_true(utf8_valid(s, 40, NULL));
+            s[pos + 1] = 'a'; /* a lead byte without its continuation */
+            off = 999;
+            assert_false(utf8_valid(s, 40, &off));
+            assert_int_equal(off, pos);
+        }
+    }
+}
+
 static void test_utf8_invalid(void **state)
 {
     (void)state;
@@ -206,11 +235,11 @@ static void test_xml_is_clean(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_xml_is_clean), cmocka_unit_test(test_utf8_valid_ok),
-        cmocka_unit_test(test_utf8_invalid), cmocka_unit_test(test_seqlen),
-        cmocka_unit_test(test_xml_clean),    cmocka_unit_test(test_escape_html),
-        cmocka_unit_test(test_url_segment),  cmocka_unit_test(test_appends_and_cap),
-        cmocka_unit_test(test_long_input),
+        cmocka_unit_test(test_xml_is_clean),    cmocka_unit_test(test_utf8_valid_ok),
+        cmocka_unit_test(test_utf8_invalid),    cmocka_unit_test(test_utf8_ascii_runs),
+        cmocka_unit_test(test_seqlen),          cmocka_unit_test(test_xml_clean),
+        cmocka_unit_test(test_escape_html),     cmocka_unit_test(test_url_segment),
+        cmocka_unit_test(test_appends_and_cap), cmocka_unit_test(test_long_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
