@@ -1032,7 +1032,10 @@ static void load_list_fields(struct cload *c, const struct ynode *item, const ch
                 cl_oom(c, n);
         }
     }
-    cl_line(c, item, prefix, "subject", &l->subject);
+    if ((n = cl_line(c, item, prefix, "subject", &l->subject))) {
+        l->subject_line = n->line;
+        l->subject_col = n->col + (n->quoted ? 1 : 0); /* past the opening quote */
+    }
     cl_path(c, item, prefix, "template", &l->template);
     if ((n = cl_str(c, item, prefix, "language", &l->language)) && !lang_ok(l->language))
         cl_error(c, n, "%s: expected a BCP 47 language tag like ar or en, not '%.40s'",

@@ -29,8 +29,10 @@ struct config_list {
     enum list_mode mode; /* default each */
     char *schedule;      /* digest: "daily HH:MM" | "weekly mon HH:MM"; default "daily 08:00" */
     char *subject;       /* Mustache; default "{{post.title}}" ("{{list.name}}": digest) */
-    char *template;      /* absolute path, or NULL for the built-in template */
-    char *language;      /* default site.language */
+    int subject_line;    /* where the subject's text starts in the file, 0 if defaulted */
+    int subject_col;
+    char *template; /* absolute path, or NULL for the built-in template */
+    char *language; /* default site.language */
 };
 
 struct config {

@@ -169,6 +169,13 @@ struct newsletter *newsletter_load(const struct config *cfg, struct diag *err, c
         if (!(n->subject[i] = mustache_compile(subj, strlen(subj), err))) {
             char where[300];
             snprintf(where, sizeof where, "%s (lists[%zu].subject)", cfg->path, i);
+            if (l->subject_line && err->line == 1) {
+                /* one line of the config file: point there (exact unless the
+                 * quoted text uses escapes before the error) */
+                err->line = l->subject_line;
+                err->col = l->subject_col + (err->col > 0 ? err->col - 1 : 0);
+                snprintf(where, sizeof where, "%s", cfg->path);
+            }
             if (err_file)
                 *err_file = strdup(where);
             newsletter_free(n);

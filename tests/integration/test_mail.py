@@ -800,6 +800,19 @@ class TemplateErrorTest(MailCase):
         self.assertNotEqual(res.rc, 0, res.describe())
         self.assertIn('%s:3:1' % tpl, res.err)
 
+    def test_check_points_into_the_config_for_a_subject(self):
+        site = self.site(posts=False)
+        site.write_config({'lists': [{'id': 'news', 'subject': 'خبر: {{#post.title}} oops'}]})
+        with open(site.config_path, encoding='utf-8') as f:
+            lines = f.read().split('\n')
+        line = next(i for i, x in enumerate(lines) if '"subject"' in x)
+        col = lines[line].index('{{#') + 1  # characters, as nashra counts them
+        res = site.check()
+        self.assertEqual(res.rc, 1, res.describe())
+        diags = [(x['file'], x['line'], x['col']) for x in res.diags()]
+        self.assertEqual(diags, [(site.config_path, line + 1, col)], res.err)
+        self.assertIn("unclosed section 'post.title'", res.diags()[0]['msg'])
+
     def test_daemon_keeps_its_config_on_a_broken_template(self):
         site = self.site({'http': {'listen': '127.0.0.1:0'},
                           'lists': [{'id': 'news', 'name': 'أخبار'}]}, posts=False)
