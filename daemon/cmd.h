@@ -31,4 +31,8 @@ int cmd_parse(int argc, char **argv, const char *usage, int allow_deliver, struc
  * located error and returns NULL on failure. */
 struct config *cmd_config(const struct cmd_opts *o);
 
+/* The lists' templates compiled once, to check them: a broken one is a
+ * configuration error, printed as FILE:LINE:COL: error: ... 0, or -1. */
+int cmd_check_lists(const struct config *cfg);
+
 #endif

@@ -125,6 +125,19 @@ static struct html_templates *load_templates(const struct config *cfg)
     return t;
 }
 
+int cmd_check_lists(const struct config *cfg)
+{
+    struct diag d = {0};
+    char *file = NULL;
+    struct newsletter *nl = cfg->nlists ? newsletter_load(cfg, &d, &file) : NULL;
+    if (cfg->nlists && !nl)
+        diag_print(stderr, file ? file : cfg->path, &d);
+    free(file);
+    int ok = !cfg->nlists || nl;
+    newsletter_free(nl);
+    return ok ? 0 : -1;
+}
+
 static long ms_since(const struct timespec *t0)
 {
     struct timespec t1;
@@ -147,7 +160,7 @@ int cmd_build(int argc, char **argv)
     struct store *st = NULL;
     struct diag d = {0};
     rc = 2;
-    if (!tpl)
+    if (!tpl || (o.deliver && cmd_check_lists(cfg) < 0))
         goto out;
     rc = 1;
     if (!(st = store_open(cfg->state.dir, 0, &d))) {
@@ -203,15 +216,8 @@ int cmd_check(int argc, char **argv)
         return 2;
     }
     long problems = publish_check(cfg);
-    struct diag d = {0};
-    char *file = NULL;
-    struct newsletter *nl = newsletter_load(cfg, &d, &file);
-    if (!nl) {
-        diag_print(stderr, file ? file : cfg->path, &d);
+    if (cmd_check_lists(cfg) < 0)
         problems = problems < 0 ? problems : problems + 1;
-    }
-    free(file);
-    newsletter_free(nl);
     if (problems == 0)
         fprintf(stderr, "%s: configuration, templates and posts are OK\n", o.config);
     else if (problems > 0)

@@ -434,6 +434,8 @@ static int serve_start(struct serve *s)
         diag_print(stderr, s->cfg->output.templates, &d);
         return 2;
     }
+    if (cmd_check_lists(s->cfg) < 0)
+        return 2;
     if (!(s->st = store_open(s->cfg->state.dir, 0, &d))) {
         diag_print(stderr, s->cfg->state.dir, &d);
         return 1;

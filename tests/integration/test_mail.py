@@ -797,8 +797,8 @@ class TemplateErrorTest(MailCase):
         self.assertIn("unclosed section 'post'", res.diags()[0]['msg'])
         # build --deliver names the file too
         res = run_nashra(['build', '--deliver', '-c', site.config_path])
-        self.assertNotEqual(res.rc, 0, res.describe())
-        self.assertIn('%s:3:1' % tpl, res.err)
+        self.assertEqual(res.rc, 2, res.describe())  # a configuration error (SPEC §2)
+        self.assertIn("%s:3:1: error: unclosed section 'post'" % tpl, res.err)
 
     def test_check_points_into_the_config_for_a_subject(self):
         site = self.site(posts=False)
@@ -838,8 +838,8 @@ class TemplateErrorTest(MailCase):
         self.addCleanup(d2.kill)
         d2.start(wait=False)
         rc = d2.proc.wait(10)
-        self.assertNotEqual(rc, 0)
-        self.assertIn('%s:3:1' % tpl, d2.log())
+        self.assertEqual(rc, 2)
+        self.assertIn("%s:3:1: error: unclosed section 'post'" % tpl, d2.log())
 
 
 if __name__ == '__main__':
