@@ -6,6 +6,7 @@
 #   make test       install missing Debian packages, build, run every test
 #   make test SANITIZE=1   the same under AddressSanitizer and UBSan
 #   make bench      benchmarks (tests/bench/), side by side with their peers
+#   make soak       the soak and load run (tests/soak/), SOAK_SECONDS=600
 #   make lint       clang-format check
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -22,6 +23,7 @@ DEB_TEST  := python3 python3-feedparser python3-aiosmtpd libxml2-utils trang loc
              clang-format openssl valgrind r-cran-whisker python3-cryptography \
              python3-dkim
 DEB_BENCH := hugo time postfix
+DEB_SOAK  := wrk postfix
 
 PKGS := yaml-0.1 libxml-2.0 md4c jansson sqlite3 libcrypto libmicrohttpd libetpan libcurl
 
@@ -149,7 +151,7 @@ test_compose_OBJS   := mail/compose.o mail/newsletter.o mail/html2text.o mail/mi
                        lib/yaml_tree.o lib/buf.o lib/diag.o lib/fileio.o lib/text.o lib/timefmt.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
-.PHONY: nashra all deps deps-test run test unit integration valgrind bench lint format install clean check
+.PHONY: nashra all deps deps-test run test unit integration valgrind bench soak lint format install clean check
 
 all: nashra
 
@@ -222,6 +224,14 @@ bench: deps
 	$(PYTHON) tests/bench/run.py
 	$(PYTHON) tests/bench/serve.py
 	$(PYTHON) tests/bench/mail.py
+
+# The soak and load run of RELIABILITY.md: SOAK_SECONDS (default 600).
+SOAK_SECONDS ?= 600
+soak: deps
+	@echo 'postfix postfix/main_mailer_type select No configuration' | $(SUDO) debconf-set-selections
+	$(call apt_install,$(DEB_SOAK))
+	$(MAKE) nashra
+	$(PYTHON) tests/soak/soak.py --seconds $(SOAK_SECONDS)
 
 lint:
 	clang-format --dry-run --Werror $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c)
