@@ -55,6 +55,7 @@ LIB_SRCS := \
 	lib/log.c \
 	lib/mustache.c \
 	lib/pkey.c \
+	lib/ratelimit.c \
 	lib/sdnotify.c \
 	lib/text.c \
 	lib/timefmt.c \
@@ -74,7 +75,9 @@ STORE_SRCS := \
 
 # Newsletters (SPEC §8): each helper module adds its files here.
 MAIL_SRCS := \
+	mail/bounces.c \
 	mail/compose.c \
+	mail/confirm.c \
 	mail/dkim.c \
 	mail/dsn.c \
 	mail/html2text.c \
@@ -109,6 +112,7 @@ DAEMON_SRCS := \
 	daemon/loop.c \
 	daemon/publish.c \
 	daemon/serve.c \
+	daemon/subs_http.c \
 	daemon/watch.c
 
 MAIN_SRC := daemon/main.c
