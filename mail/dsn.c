@@ -273,11 +273,10 @@ enum dsn_verdict dsn_verdict(const struct dsn *d)
         const struct dsn_rcpt *r = &d->rcpt[i];
         char cls = r->status[0];
         int failed = !strcmp(r->action, "failed") || r->action[0] == '\0';
-        int delayed = !strcmp(r->action, "delayed");
         enum dsn_verdict v = DSN_NONE;
         if (cls == '5' && failed)
             v = DSN_HARD;
-        else if ((cls == '5' && delayed) || (cls == '4' && (failed || delayed)))
+        else if (cls == '4' && failed)
             v = DSN_SOFT;
         if (v > worst)
             worst = v;

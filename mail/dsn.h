@@ -47,9 +47,13 @@ int dsn_parse(const char *buf, size_t len, struct dsn *out);
 
 enum dsn_verdict {
     DSN_NONE, /* not a DSN, or nothing failed (delivered, relayed, expanded) */
-    DSN_SOFT, /* a transient failure: 4.x.x (failed or delayed), or 5.x.x only delayed */
-    DSN_HARD, /* a permanent failure: 5.x.x with Action failed (or no Action) */
+    DSN_SOFT, /* the MTA gave up on a transient failure: 4.x.x with Action failed */
+    DSN_HARD, /* a permanent failure: 5.x.x with Action failed */
 };
+/* Without an Action field the status class decides alone. A delay warning
+ * (Action delayed) is no bounce at all: the message may still arrive, and
+ * its final failure, if any, comes as a DSN of its own (counting both would
+ * count one message twice). */
 
 /* The worst outcome among d's recipients (one message, one recipient with
  * VERP: a report naming several is read as a whole). */

@@ -15,8 +15,9 @@ real daemon, a real HTTP client and the maildir transport (state/outbox):
                   honeypot, a bad address, an unknown list; the per-client limit
                   (http.trust_proxy: X-Forwarded-For's last hop only)
   BounceTest      Postfix-style DSNs dropped into mail.bounces.maildir: 5.1.1
-                  bounces at once, 4.2.2 counts up to soft_limit, an auto-reply
-                  and a DSN with a forged VERP address change nothing; every
+                  bounces at once, 4.2.2 counts up to soft_limit, a delay
+                  warning, an auto-reply and DSNs with a forged or MAC-less
+                  VERP address change nothing; every
                   file ends in cur/ as NAME:2,S, one there before the start too
 """
 
@@ -553,11 +554,18 @@ class BounceTest(WebSubsCase):
                         r'issue=1 kind=hard status=5\.1\.1 .*result=bounced' %
                         ids['hard@example.net'])
 
-        # the second soft bounce reaches soft_limit (2); a delay warning counts
-        self.drop('1764396006.soft2.mail', dsn(self.verp(2, ids['soft@example.net']),
+        # a delay warning is no bounce (the message may still arrive)
+        self.drop('1764396006.delay.mail', dsn(self.verp(2, ids['soft@example.net']),
                                                'soft@example.net', '4.4.1', action='delayed'))
+        self.d.wait_log(r'event=bounce file=1764396006\.delay\.mail result=ignored '
+                        r'why=no_failure')
+        self.assertEqual(self.states()[('news', 'soft@example.net')], ('active', 1))
+        # the second soft bounce reaches soft_limit (2)
+        self.drop('1764396007.soft2.mail', dsn(self.verp(2, ids['soft@example.net']),
+                                               'soft@example.net', '4.2.2'))
         wait_until(lambda: self.state('news', 'soft@example.net') == 'bounced', 10,
                    what='soft@ bounced at the limit', detail=self.d.tail)
+        self.assertEqual(len(self.cur()), 8)
         # a restart reads nothing twice
         self.d.stop()
         self.start()

@@ -1,6 +1,6 @@
 /*
  * test_dsn: bounces read by mail/dsn.c (RFC 3464): a Postfix hard bounce
- * (5.1.1), a soft one (4.2.2, mailbox full), a delay warning, an Exim-style
+ * (5.1.1), a soft one (4.2.2, mailbox full), a delay warning (no bounce), an Exim-style
  * report with several recipients, a base64-encoded delivery-status part,
  * folded fields; and what is not a DSN: an auto-reply, a read receipt
  * (report-type=disposition-notification), a delivery-status part outside a
@@ -206,7 +206,25 @@ static void test_soft(void **state)
     assert_int_equal(dsn_parse(delayed, sizeof delayed - 1, &d), 0);
     assert_string_equal(d.rcpt[0].action, "delayed");
     assert_string_equal(d.rcpt[0].status, "4.4.1");
-    assert_int_equal(dsn_verdict(&d), DSN_SOFT);
+    assert_int_equal(dsn_verdict(&d), DSN_NONE); /* a warning: the message may still arrive */
+}
+
+static void test_no_action(void **state)
+{
+    static const char *cases[][2] = {{"5.1.1", "h"}, {"4.2.2", "s"}, {"2.0.0", "n"}};
+    (void)state;
+    for (size_t i = 0; i < 3; i++) {
+        char msg[4096];
+        struct dsn d;
+        int n = snprintf(msg, sizeof msg,
+                         TOP "Final-Recipient: rfc822; x@example.net\r\n"
+                             "Status: %s\r\n" TAIL,
+                         cases[i][0]);
+        assert_int_equal(dsn_parse(msg, (size_t)n, &d), 0);
+        assert_int_equal(dsn_verdict(&d), cases[i][1][0] == 'h'   ? DSN_HARD
+                                          : cases[i][1][0] == 's' ? DSN_SOFT
+                                                                  : DSN_NONE);
+    }
 }
 
 static void test_delivered(void **state)
@@ -308,10 +326,15 @@ static void test_prefixes_and_garbage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hard),       cmocka_unit_test(test_soft),
-        cmocka_unit_test(test_delivered),  cmocka_unit_test(test_exim_two_recipients),
-        cmocka_unit_test(test_base64),     cmocka_unit_test(test_not_dsn),
-        cmocka_unit_test(test_bad_status), cmocka_unit_test(test_prefixes_and_garbage),
+        cmocka_unit_test(test_hard),
+        cmocka_unit_test(test_soft),
+        cmocka_unit_test(test_delivered),
+        cmocka_unit_test(test_no_action),
+        cmocka_unit_test(test_exim_two_recipients),
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_not_dsn),
+        cmocka_unit_test(test_bad_status),
+        cmocka_unit_test(test_prefixes_and_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
