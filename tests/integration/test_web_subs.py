@@ -333,6 +333,16 @@ class TokenTest(WebSubsCase):
         self.assertEqual(self.state('weekly', a), 'unsubscribed')
         self.assertEqual(self.state('news', a), 'active', 'the other list is kept')
 
+        # who left may come back, through the double opt-in again
+        r = self.subscribe({'email': a, 'list': 'weekly'})
+        self.assertPage(r, 200, 'en', 'ltr')
+        self.assertEqual(self.state('weekly', a), 'unsubscribed', 'not before confirming')
+        m = self.wait_mail(a, 'confirm')[0]
+        link = re.search(r'https://news\.example\.org(/confirm\?t=[0-9a-f.]+)',
+                         self.body_text(m, 'plain')).group(1)
+        self.assertEqual(http_get(self.d.port, link).status, 200)
+        self.assertEqual(self.state('weekly', a), 'active')
+
 
 # --- 3: /subscribe's answers and limits ---------------------------------------------
 
