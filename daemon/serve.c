@@ -14,8 +14,11 @@
  *   4. a scheduled post whose date has come: an incremental pass over no
  *      file, which publishes what is due;
  *   5. a failed pass: a full one, retried every second;
- *   6. HTTP: libmicrohttpd's timeouts (its sockets wake the loop themselves);
- *   7. the systemd watchdog ping;
+ *   6. the consumers' timed work (the newsletter sender; the bounce Maildir
+ *      reader, also woken by inotify) and the confirmation mails of
+ *      /subscribe (daemon/subs_http.c);
+ *   7. HTTP: libmicrohttpd's timeouts (its sockets wake the loop themselves);
+ *   8. the systemd watchdog ping;
  * and it returns how long the loop may sleep before the next of these is due.
  * Nothing is polled: with no change, no due post, no client and no
  * watchdog, the loop sleeps in epoll_wait until something happens.
