@@ -57,6 +57,7 @@ LIB_SRCS := \
 	lib/log.c \
 	lib/mustache.c \
 	lib/pkey.c \
+	lib/ratelimit.c \
 	lib/sdnotify.c \
 	lib/text.c \
 	lib/timefmt.c \
@@ -76,8 +77,11 @@ STORE_SRCS := \
 
 # Newsletters (SPEC §8): each helper module adds its files here.
 MAIL_SRCS := \
+	mail/bounces.c \
 	mail/compose.c \
+	mail/confirm.c \
 	mail/dkim.c \
+	mail/dsn.c \
 	mail/html2text.c \
 	mail/mime.c \
 	mail/newsletter.c \
@@ -110,6 +114,7 @@ DAEMON_SRCS := \
 	daemon/loop.c \
 	daemon/publish.c \
 	daemon/serve.c \
+	daemon/subs_http.c \
 	daemon/watch.c
 
 MAIN_SRC := daemon/main.c
@@ -119,7 +124,7 @@ CORE_SRCS := $(LIB_SRCS) $(CONFIG_SRCS) $(POSTS_SRCS) $(STORE_SRCS) $(FEEDS_SRCS
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 
 # Unit tests (cmocka): one file a module, each linked with the objects it needs.
-UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig ap_fetch dkim compose
+UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig ap_fetch dkim compose dsn ratelimit tokens
 test_buf_OBJS       := lib/buf.o
 test_text_OBJS      := lib/text.o lib/buf.o
 test_timefmt_OBJS   := lib/timefmt.o
@@ -149,6 +154,10 @@ test_dkim_OBJS      := mail/dkim.o lib/pkey.o mail/mime.o lib/buf.o lib/diag.o l
 test_compose_OBJS   := mail/compose.o mail/newsletter.o mail/html2text.o mail/mime.o mail/dkim.o \
                        lib/pkey.o lib/mustache.o posts/post_read.o posts/post_md.o config/config.o \
                        lib/yaml_tree.o lib/buf.o lib/diag.o lib/fileio.o lib/text.o lib/timefmt.o
+test_dsn_OBJS       := mail/dsn.o
+test_ratelimit_OBJS := lib/ratelimit.o
+test_tokens_OBJS    := mail/newsletter.o config/config.o lib/yaml_tree.o lib/mustache.o lib/buf.o lib/diag.o lib/fileio.o lib/text.o \
+                       lib/timefmt.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 .PHONY: nashra all deps deps-test run test unit integration valgrind bench soak lint format install clean check

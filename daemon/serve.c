@@ -14,8 +14,11 @@
  *   4. a scheduled post whose date has come: an incremental pass over no
  *      file, which publishes what is due;
  *   5. a failed pass: a full one, retried every second;
- *   6. HTTP: libmicrohttpd's timeouts (its sockets wake the loop themselves);
- *   7. the systemd watchdog ping;
+ *   6. the consumers' timed work (the newsletter sender; the bounce Maildir
+ *      reader, also woken by inotify) and the confirmation mails of
+ *      /subscribe (daemon/subs_http.c);
+ *   7. HTTP: libmicrohttpd's timeouts (its sockets wake the loop themselves);
+ *   8. the systemd watchdog ping;
  * and it returns how long the loop may sleep before the next of these is due.
  * Nothing is polled: with no change, no due post, no client and no
  * watchdog, the loop sleeps in epoll_wait until something happens.
@@ -34,6 +37,7 @@
 #include "../lib/log.h"
 #include "../lib/sdnotify.h"
 #include "../lib/timefmt.h"
+#include "../mail/bounces.h"
 #include "../mail/newsletter.h"
 #include "../mail/sender.h"
 #include "../store/store.h"
@@ -42,6 +46,7 @@
 #include "http.h"
 #include "loop.h"
 #include "publish.h"
+#include "subs_http.h"
 #include "watch.h"
 
 #define DEBOUNCE_MS 3
@@ -97,8 +102,10 @@ struct serve {
     int64_t watchdog_at;
     struct consumer consumers[MAX_CONSUMERS];
     size_t nconsumers;
-    struct sender *sender; /* the newsletters: NULL without lists */
-    struct ap_http *ap;    /* the actor's routes: NULL when activitypub.enabled is false */
+    struct sender *sender;   /* the newsletters: NULL without lists */
+    struct bounces *bounces; /* mail.bounces.maildir's reader: NULL without it or lists */
+    struct subs_http *subs;  /* /subscribe, /confirm, /unsubscribe */
+    struct ap_http *ap;      /* the actor's routes: NULL when activitypub.enabled is false */
     /* for /metrics */
     struct publish_stats last;
     int64_t last_publish; /* unix seconds of the last good pass, 0 if none */
@@ -223,6 +230,8 @@ static int serve_mail(struct serve *s)
     s->nconsumers = 0;
     sender_free(s->sender);
     s->sender = NULL;
+    bounces_free(s->bounces);
+    s->bounces = NULL;
     if (!s->cfg->nlists)
         return 0;
     if (!(s->sender = sender_new(s->cfg, s->st, s->loop, &d))) {
@@ -232,6 +241,14 @@ static int serve_mail(struct serve *s)
     s->consumers[s->nconsumers++] =
         (struct consumer){"mail", sender_announced, sender_tick, s->sender};
     sender_announced(s->sender, 0); /* what was announced while we were down */
+    if (s->cfg->mail.bounces.maildir) {
+        if (!(s->bounces = bounces_new(s->cfg, s->st, s->loop, &d))) {
+            log_event(LOG_ERROR, "bounce", "error=%s", log_quote(d.msg));
+            return -1;
+        }
+        s->consumers[s->nconsumers++] =
+            (struct consumer){"bounces", NULL, bounces_tick, s->bounces};
+    }
     return 0;
 }
 
@@ -275,6 +292,8 @@ static void serve_reload(struct serve *s)
     http_set_root(s->http, cfg->output.dir);
     ap_http_config(s->ap, cfg);
     serve_mail(s); /* messages in flight stay pending: sent again */
+    if (subs_http_config(s->subs, cfg, &d) < 0)
+        log_event(LOG_ERROR, "reload", "subscriptions=%s", log_quote(d.msg));
     log_event(LOG_INFO, "reload", "result=applied file=%s", log_quote(s->opts.config));
     serve_publish(s, "reload", 1);
 }
@@ -334,6 +353,8 @@ static int64_t serve_tick(struct loop *l, void *arg)
     for (size_t i = 0; i < s->nconsumers; i++)
         if (s->consumers[i].tick)
             wait = min_wait(wait, s->consumers[i].tick(s->consumers[i].arg, now));
+    if (s->subs)
+        wait = min_wait(wait, subs_http_tick(s->subs, now));
     if (s->http) {
         http_run(s->http);
         wait = min_wait(wait, http_timeout_ms(s->http));
@@ -460,6 +481,10 @@ static int serve_start(struct serve *s)
         log_event(LOG_ERROR, "start", "activitypub=%s", log_quote(d.msg));
         return 1;
     }
+    if (!(s->subs = subs_http_start(s->cfg, s->st, s->loop, s->http, &d))) {
+        log_event(LOG_ERROR, "start", "subscriptions=%s", log_quote(d.msg));
+        return 1;
+    }
     if (loop_add(s->loop, watch_fd(s->watch), EPOLLIN, on_watch, s) < 0 ||
         loop_add(s->loop, s->sigfd, EPOLLIN, on_signal, s) < 0 ||
         loop_add(s->loop, http_fd(s->http), EPOLLIN, on_http, s) < 0) {
@@ -493,7 +518,9 @@ int cmd_serve(int argc, char **argv)
     if (rc == 0)
         log_event(LOG_INFO, "stop", "result=clean");
     sender_free(s.sender);
+    bounces_free(s.bounces);
     http_stop(s.http);
+    subs_http_free(s.subs); /* after the server: its routes point at it */
     ap_http_free(s.ap);
     watch_free(s.watch);
     loop_free(s.loop);

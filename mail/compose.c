@@ -90,9 +90,11 @@ static int assemble(const struct composer *c, size_t li, const struct newsletter
                  ? buf_printf(&mid, "%lld.%lld@%s", (long long)issue, (long long)to->id, c->domain)
                  : buf_printf(&mid, "test.%lld.%ld@%s", (long long)timefmt_now(), (long)getpid(),
                               c->domain);
-    if (rc == 0)
-        rc = buf_printf(verp, "bounces+%lld.%lld@%s", (long long)issue, (long long)to->id,
-                        c->domain);
+    if (rc == 0) { /* bounces+ISSUE.SUBSCRIBER.MAC: mail/bounces reads it back */
+        char local[96];
+        newsletter_verp_local(c->key, issue, to->id, local);
+        rc = buf_printf(verp, "%s@%s", local, c->domain);
+    }
     if (rc == 0) {
         struct mime_message m = {
             .from = {.name = c->from_name, .email = c->from_addr},

@@ -628,6 +628,8 @@ static struct mailimf_fields *build_fields(const struct mime_message *m)
     for (int i = 0; ok && i < N_HEADERS; i++) {
         const char *name = NULL;
 
+        if (m->no_list && i >= 5 && i <= 7) /* List-Id, List-Unsubscribe(-Post) */
+            continue;
         buf_reset(&v);
         ok = header_value(m, i, &name, &v) == 0 && field_add(f, name, buf_str(&v)) == 0;
     }

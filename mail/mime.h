@@ -36,6 +36,9 @@ struct mime_message {
     size_t html_len;
     const char *text; /* the text/plain part, UTF-8 */
     size_t text_len;
+    int no_list; /* 1: a message to one person (a confirmation), not a list's:
+                  * no List-Id, List-Unsubscribe or List-Unsubscribe-Post
+                  * (list_id, list_name and the unsub URLs are then unused) */
 };
 
 /*

@@ -443,3 +443,105 @@ int newsletter_token_ok(const unsigned char key[32], const char *purpose, const 
     size_t n = strlen(want);
     return token && strlen(token) == n && CRYPTO_memcmp(want, token, n) == 0;
 }
+
+/* Digits only (no sign, no space, at most 18): strtoll takes more. */
+static int64_t parse_num(const char *s, const char **end)
+{
+    int64_t v = 0;
+    size_t i = 0;
+    while (s[i] >= '0' && s[i] <= '9' && i < 18)
+        v = v * 10 + (s[i++] - '0');
+    *end = s + i;
+    return i ? v : -1;
+}
+
+int64_t newsletter_token_id(const char *token)
+{
+    const char *end;
+    int64_t id = token ? parse_num(token, &end) : -1;
+    return id >= 0 && *end == '.' ? id : -1;
+}
+
+/* The first n bytes of the HMAC of msg, in hex, appended at out + at. */
+static void mac_hex(const unsigned char key[32], const struct buf *msg, int nbytes, char *out,
+                    int at, int outlen)
+{
+    unsigned char mac[32];
+    unsigned int maclen = 0;
+    HMAC(EVP_sha256(), key, 32, (const unsigned char *)buf_str(msg), msg->len, mac, &maclen);
+    for (int i = 0; i < nbytes && at + 2 < outlen; i++, at += 2)
+        snprintf(out + at, 3, "%02x", mac[i]);
+}
+
+void newsletter_confirm_token(const unsigned char key[32], const char *list, int64_t id,
+                              const char *email, int64_t issued, char out[96])
+{
+    struct buf msg;
+    buf_init(&msg, 4096);
+    if (buf_printf(&msg, "confirm|%s|%lld|%s|%lld", list, (long long)id, email, (long long)issued) <
+        0)
+        buf_reset(&msg);
+    int n = snprintf(out, 96, "%lld.%lld.", (long long)id, (long long)issued);
+    mac_hex(key, &msg, 10, out, n, 96);
+    buf_free(&msg);
+}
+
+int newsletter_confirm_ok(const unsigned char key[32], const char *list, int64_t id,
+                          const char *email, const char *token, int64_t now)
+{
+    const char *p;
+    if (!token || newsletter_token_id(token) != id)
+        return 0;
+    p = strchr(token, '.') + 1;
+    int64_t issued = parse_num(p, &p);
+    if (issued < 0 || *p != '.' || issued > now || now - issued > NEWSLETTER_CONFIRM_TTL)
+        return 0;
+    char want[96];
+    newsletter_confirm_token(key, list, id, email, issued, want);
+    size_t n = strlen(want);
+    return strlen(token) == n && CRYPTO_memcmp(want, token, n) == 0;
+}
+
+#define VERP_PREFIX "bounces+"
+
+void newsletter_verp_local(const unsigned char key[32], int64_t issue, int64_t subscriber,
+                           char out[96])
+{
+    struct buf msg;
+    buf_init(&msg, 128);
+    if (buf_printf(&msg, "bounce|%lld|%lld", (long long)issue, (long long)subscriber) < 0)
+        buf_reset(&msg);
+    int n = snprintf(out, 96, VERP_PREFIX "%lld.%lld.", (long long)issue, (long long)subscriber);
+    mac_hex(key, &msg, 6, out, n, 96);
+    buf_free(&msg);
+}
+
+int newsletter_verp_parse(const unsigned char key[32], const char *s, int64_t *issue,
+                          int64_t *subscriber)
+{
+    const size_t plen = sizeof VERP_PREFIX - 1;
+    for (const char *p = s ? strcasestr(s, VERP_PREFIX) : NULL; p;
+         p = strcasestr(p + 1, VERP_PREFIX)) {
+        const char *q;
+        int64_t is = parse_num(p + plen, &q), sub = -1;
+        if (is >= 0 && *q == '.')
+            sub = parse_num(q + 1, &q);
+        if (sub < 0 || *q != '.' || strlen(q + 1) < 12)
+            continue;
+        char want[96];
+        newsletter_verp_local(key, is, sub, want);
+        char got[96];
+        size_t n = strlen(want);
+        if ((size_t)(q + 13 - p) != n)
+            continue;
+        /* the local part may come back in another case: compare lower-cased */
+        for (size_t i = 0; i < n; i++)
+            got[i] = (char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32 : p[i]);
+        if (CRYPTO_memcmp(want, got, n) == 0) {
+            *issue = is;
+            *subscriber = sub;
+            return 1;
+        }
+    }
+    return 0;
+}

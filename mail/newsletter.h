@@ -58,8 +58,37 @@ int newsletter_secret(const struct config *cfg, unsigned char key[32], struct di
 void newsletter_token(const unsigned char key[32], const char *purpose, const char *list,
                       int64_t id, const char *email, char out[96]);
 
-/* 1 if token is the one newsletter_token makes for these. */
+/* 1 if token is the one newsletter_token makes for these (constant time). */
 int newsletter_token_ok(const unsigned char key[32], const char *purpose, const char *list,
                         int64_t id, const char *email, const char *token);
+
+/* The subscriber id a token of either kind names (its digits before the
+ * first '.'), or -1 when it does not start with one. */
+int64_t newsletter_token_id(const char *token);
+
+/* A confirm link's token, which expires: "<id>.<issued>.<20 hex digits of the
+ * HMAC of confirm|list|id|email|issued>" (issued: unix seconds). */
+#define NEWSLETTER_CONFIRM_TTL (7 * 24 * 3600) /* seconds a confirm link works */
+void newsletter_confirm_token(const unsigned char key[32], const char *list, int64_t id,
+                              const char *email, int64_t issued, char out[96]);
+
+/* 1 if token is a confirm token for these, issued no more than
+ * NEWSLETTER_CONFIRM_TTL before now (and not after it); else 0. */
+int newsletter_confirm_ok(const unsigned char key[32], const char *list, int64_t id,
+                          const char *email, const char *token, int64_t now);
+
+/*
+ * The VERP envelope sender's local part: "bounces+<issue>.<subscriber>.<12
+ * hex digits of the HMAC of bounce|issue|subscriber>" (issue 0: a
+ * confirmation mail), so a forged bounce cannot name a subscriber.
+ */
+void newsletter_verp_local(const unsigned char key[32], int64_t issue, int64_t subscriber,
+                           char out[96]);
+
+/* Finds such a local part in s (an address or a whole header value, any
+ * case): 1 with *issue and *subscriber when one is there and its HMAC is
+ * right, else 0. */
+int newsletter_verp_parse(const unsigned char key[32], const char *s, int64_t *issue,
+                          int64_t *subscriber);
 
 #endif

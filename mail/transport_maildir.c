@@ -115,7 +115,11 @@ static int deliver(struct tr_maildir *m, const char *data, size_t len)
     int err = 0, fd;
 
     clock_gettime(CLOCK_REALTIME, &now);
-    unsigned long seq = ++m->seq;
+    /* One counter for the process: two transports (the sender's and the
+     * confirmations') may write into one Maildir in the same microsecond. */
+    static unsigned long seq_all;
+    unsigned long seq = ++seq_all;
+    m->seq = seq;
     int n1 = snprintf(tmp, sizeof tmp, "%s/tmp/%lld.M%06ldP%ldQ%lu.%s", m->path,
                       (long long)now.tv_sec, now.tv_nsec / 1000, (long)getpid(), seq, m->host);
     int n2 = snprintf(dst, sizeof dst, "%s/new/%s", m->path, tmp + strlen(m->path) + 5);
