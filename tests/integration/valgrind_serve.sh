@@ -10,7 +10,7 @@
 #   NASHRA=/abs/path/nashra tests/integration/valgrind_serve.sh
 #
 # Without NASHRA it builds its own copy with -gdwarf-4 under
-# ${TMPDIR:-/tmp}/nashra-valgrind-build (Debian 12's valgrind 3.19 gives up
+# ${TMPDIR:-/tmp}/nashra-valgrind-build-<checksum of the checkout's path> (Debian 12's valgrind 3.19 gives up
 # on gcc 12's default DWARF 5: "unhandled dwarf2 abbrev form code 0x25").
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +20,8 @@ command -v valgrind >/dev/null || {
     exit 2
 }
 if [ -z "${NASHRA:-}" ]; then
-    out="${TMPDIR:-/tmp}/nashra-valgrind-build"
+    # one folder per checkout: two checkouts' objects must never mix
+    out="${TMPDIR:-/tmp}/nashra-valgrind-build-$(printf '%s' "$repo" | cksum | cut -d' ' -f1)"
     make -s -C "$repo" BUILD="$out" CFLAGS='-O2 -g -gdwarf-4' "$out/nashra"
     NASHRA="$out/nashra"
 fi
