@@ -105,6 +105,7 @@ FEEDS_SRCS := \
 DAEMON_SRCS := \
 	daemon/ap_http.c \
 	daemon/cmd_build.c \
+	daemon/cmd_confirm.c \
 	daemon/cmd_mail.c \
 	daemon/cmd_subscribers.c \
 	daemon/http.c \

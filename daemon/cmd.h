@@ -6,6 +6,8 @@
 #ifndef NASHRA_CMD_H
 #define NASHRA_CMD_H
 
+#include <stdint.h>
+
 #include "../config/config.h"
 
 int cmd_build(int argc, char **argv);
@@ -34,5 +36,14 @@ struct config *cmd_config(const struct cmd_opts *o);
 /* The lists' templates compiled once, to check them: a broken one is a
  * configuration error, printed as FILE:LINE:COL: error: ... 0, or -1. */
 int cmd_check_lists(const struct config *cfg);
+
+/* daemon/cmd_confirm.c: the mark of list's subscribers now (the highest
+ * id, -1 on error), and the confirmation mail to each pending subscriber
+ * of list added after that mark: 0, 1 when some could not be sent, 2 on a
+ * configuration error. */
+struct mail_store;
+int64_t cmd_confirm_mark(struct mail_store *ms, const char *list);
+int cmd_confirm_pending(const struct config *cfg, struct mail_store *ms, const char *list,
+                        int64_t after, int quiet);
 
 #endif

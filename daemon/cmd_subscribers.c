@@ -65,7 +65,8 @@ static const char usage[] =
     "\n"
     "  --list ID       the list (required)\n"
     "  --state STATE   list only pending, active, unsubscribed or bounced\n"
-    "  --pending       add or import as pending\n"
+    "  --pending       add or import as pending, and mail each new one the\n"
+    "                  confirmation link (double opt-in)\n"
     "  -c FILE         configuration (default ./nashra.yaml)\n"
     "  -v              more log lines (debug)\n"
     "  -q              no summary lines\n"
@@ -952,6 +953,11 @@ int cmd_subscribers(int argc, char **argv)
         fprintf(stderr, "%s: error: %s\n", c.cfg->state.dir, store_errmsg(c.st));
         goto out;
     }
+    int64_t mark = c.pending ? cmd_confirm_mark(c.ms, c.list) : 0;
+    if (mark < 0) {
+        fprintf(stderr, "%s: error: %s\n", c.cfg->state.dir, store_errmsg(c.st));
+        goto out;
+    }
     switch (c.action[0]) {
     case 'a':
         rc = add_one(&c);
@@ -972,6 +978,12 @@ int cmd_subscribers(int argc, char **argv)
         fprintf(stderr, "nashra subscribers: unknown action '%s'\n", c.action);
         rc = 2;
         break;
+    }
+    /* --pending: the operator does not vouch for them; they confirm */
+    if (c.pending && rc != 2) {
+        int r = cmd_confirm_pending(c.cfg, c.ms, c.list, mark, c.o.quiet);
+        if (r > rc)
+            rc = r;
     }
 out:
     mail_store_free(c.ms);

@@ -177,6 +177,35 @@ class WebSubsCase(SiteTestCase):
 
 # --- 1: the whole way round -----------------------------------------------------
 
+class CliPendingTest(WebSubsCase):
+    def test_import_pending_mails_confirmations(self):
+        """`subscribers import --pending` (SPEC §2): each new address gets the
+        confirmation mail; active and already-known ones get none; its link
+        activates."""
+        self.make(start=False)
+        self.cli('add', '--list', 'news', 'known@example.net', 'قديم')
+        csv = os.path.join(self.s.root, 'p.csv')
+        with open(csv, 'w', encoding='utf-8') as f:
+            f.write('email,name,state\nnew1@example.net,جديد,\nnew2@example.net,,\n'
+                    'known@example.net,قديم,\nvouched@example.net,,active\n')
+        res = self.cli('import', '--list', 'news', '--pending', csv)
+        self.assertIn('confirmation mails: 2 sent', res.out)
+        self.assertEqual(sorted(m['To'].addresses[0].addr_spec for _, m in self.mails()),
+                         ['new1@example.net', 'new2@example.net'])
+        self.assertEqual(self.state('news', 'new1@example.net'), 'pending')
+        # again: nobody new, nothing mailed
+        self.cli('import', '--list', 'news', '--pending', csv)
+        self.cli('add', '--list', 'news', '--pending', 'new1@example.net')
+        self.assertEqual(len(self.mails()), 2)
+        m = self.mails_to('new1@example.net', 'confirm')[0]
+        link = re.search(r'https://news\.example\.org(/confirm\?t=[0-9a-f.]+)',
+                         self.body_text(m, 'html')).group(1)
+        self.start()
+        self.assertPage(http_get(self.d.port, link), 200, 'ar', 'rtl')
+        self.assertEqual(self.state('news', 'new1@example.net'), 'active')
+        self.assertEqual(self.state('news', 'new2@example.net'), 'pending')
+
+
 class RoundTripTest(WebSubsCase):
     def test_round_trip(self):
         self.make()
