@@ -69,6 +69,7 @@ POSTS_SRCS := \
 	posts/post_scan.c
 
 STORE_SRCS := \
+	store/ap_store.c \
 	store/mail_store.c \
 	store/store.c
 
@@ -117,7 +118,7 @@ CORE_SRCS := $(LIB_SRCS) $(CONFIG_SRCS) $(POSTS_SRCS) $(STORE_SRCS) $(FEEDS_SRCS
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 
 # Unit tests (cmocka): one file a module, each linked with the objects it needs.
-UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig ap_fetch dkim
+UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig ap_fetch dkim ap_store
 test_buf_OBJS       := lib/buf.o
 test_text_OBJS      := lib/text.o lib/buf.o
 test_timefmt_OBJS   := lib/timefmt.o
@@ -144,6 +145,9 @@ test_ap_docs_OBJS   := ap/docs.o lib/buf.o lib/text.o lib/timefmt.o
 test_httpsig_OBJS   := ap/httpsig.o lib/pkey.o lib/buf.o lib/diag.o
 test_ap_fetch_OBJS  := ap/fetch.o lib/buf.o lib/diag.o
 test_dkim_OBJS      := mail/dkim.o lib/pkey.o mail/mime.o lib/buf.o lib/diag.o lib/text.o lib/timefmt.o
+test_ap_store_OBJS  := store/ap_store.o store/store.o posts/post_read.o posts/post_md.o config/config.o \
+                       lib/yaml_tree.o lib/buf.o lib/diag.o lib/fileio.o lib/log.o lib/text.o \
+                       lib/timefmt.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
 .PHONY: nashra all deps deps-test run test unit integration valgrind bench lint format install clean check
