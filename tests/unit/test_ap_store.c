@@ -145,8 +145,8 @@ static void test_queue(void **state)
     ap_due_free(v, k);
     assert_int_equal(ap_due(as, 500, 0, NULL, 10, &v, &k), 0);
     assert_int_equal(k, 3);
-    assert_string_equal(v[0].inbox, "https://h1.example/inbox");
-    assert_int_equal(v[0].attempts, 1);
+    assert_string_equal(v[1].inbox, "https://h1.example/inbox");
+    assert_int_equal(v[1].attempts, 1);
     ap_due_free(v, k);
 }
 
