@@ -98,7 +98,9 @@ FEEDS_SRCS := \
 	feeds/feed_rss.c
 
 DAEMON_SRCS := \
+	daemon/ap_deliver.c \
 	daemon/ap_http.c \
+	daemon/ap_inbox.c \
 	daemon/cmd_build.c \
 	daemon/cmd_mail.c \
 	daemon/cmd_subscribers.c \

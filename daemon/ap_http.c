@@ -4,7 +4,7 @@
  * the followers collection, and post URLs asked for as ActivityStreams
  * (content negotiation; a browser gets the HTML page). The documents
  * themselves are ap/docs.c's; the actor's key is made on first start.
- * The inbox and deliveries come with the rest of issue 5.
+ * The inbox is daemon/ap_inbox.c's; deliveries daemon/ap_deliver.c's.
  */
 #include "ap_http.h"
 
@@ -17,14 +17,19 @@
 #include "../lib/fileio.h"
 #include "../lib/log.h"
 #include "../lib/text.h"
+#include "ap_inbox.h"
 
 #define DOC_MAX (4u << 20) /* one document we answer with */
 
 struct ap_http {
     const struct config *cfg;
     struct store *st;
-    char *pem; /* the actor's public key */
+    struct ap_store *as;
+    EVP_PKEY *key; /* the actor's private key */
+    char *key_id;  /* {actor}#main-key */
+    char *pem;     /* the actor's public key */
     int64_t created;
+    struct ap_inbox_env inbox;
 };
 
 static enum http_verdict answer(struct http_response *rs, enum ap_media m, int rc)
@@ -125,7 +130,8 @@ static enum http_verdict on_followers(const struct http_request *rq, struct http
 {
     struct ap_http *a = arg;
     (void)rq;
-    return answer(rs, AP_MEDIA_ACTIVITY, ap_followers(a->cfg, 0, &rs->body));
+    int64_t n = ap_followers_count(a->as);
+    return answer(rs, AP_MEDIA_ACTIVITY, n < 0 ? -1 : ap_followers(a->cfg, (size_t)n, &rs->body));
 }
 
 /* /posts/{slug}/ asked for as ActivityStreams: the post's object; anything
@@ -173,6 +179,12 @@ struct ap_http *ap_http_start(const struct config *cfg, struct store *st, struct
     a->st = st;
     if (!(key = httpsig_key_load_or_create(keyfile, &created, err)))
         goto fail;
+    if (!(a->as = ap_store_new(st)) ||
+        !(a->key_id = malloc(strlen(cfg->site.url) + sizeof AP_PATH_ACTOR AP_KEY_FRAGMENT))) {
+        diag_set(err, 0, 0, "activitypub tables: %s", store_errmsg(st));
+        goto fail;
+    }
+    sprintf(a->key_id, "%s" AP_PATH_ACTOR AP_KEY_FRAGMENT, cfg->site.url);
     if (created)
         log_event(LOG_INFO, "activitypub", "key=created file=%s", log_quote(keyfile));
     struct stat sb;
@@ -187,11 +199,14 @@ struct ap_http *ap_http_start(const struct config *cfg, struct store *st, struct
         http_route(srv, "GET", AP_PATH_ACTOR, on_actor, a) < 0 ||
         http_route(srv, "GET", AP_PATH_OUTBOX, on_outbox, a) < 0 ||
         http_route(srv, "GET", AP_PATH_FOLLOWERS, on_followers, a) < 0 ||
-        http_route(srv, "GET", "/posts/", on_post, a) < 0) {
+        http_route(srv, "GET", "/posts/", on_post, a) < 0 ||
+        http_route_capped(srv, "POST", AP_PATH_INBOX, AP_INBOX_BODY_MAX, ap_inbox_post, &a->inbox) <
+            0) {
         diag_set(err, 0, 0, "out of memory");
         goto fail;
     }
-    EVP_PKEY_free(key);
+    a->key = key;
+    a->inbox = (struct ap_inbox_env){.cfg = cfg, .as = a->as, .key = key, .key_id = a->key_id};
     buf_free(&pem);
     free(keyfile);
     return a;
@@ -206,7 +221,25 @@ fail:
 void ap_http_config(struct ap_http *a, const struct config *cfg)
 {
     if (a)
-        a->cfg = cfg;
+        a->cfg = a->inbox.cfg = cfg;
+}
+
+EVP_PKEY *ap_http_key(struct ap_http *a, const char **key_id)
+{
+    *key_id = a->key_id;
+    return a->key;
+}
+
+void ap_http_on_queued(struct ap_http *a, void (*fn)(void *), void *arg)
+{
+    a->inbox.kick = fn;
+    a->inbox.kick_arg = arg;
+}
+
+void ap_http_inbox_stats(const struct ap_http *a, unsigned long *accepted, unsigned long *refused)
+{
+    *accepted = a ? a->inbox.accepted : 0;
+    *refused = a ? a->inbox.rejected : 0;
 }
 
 void ap_http_free(struct ap_http *a)
@@ -214,5 +247,8 @@ void ap_http_free(struct ap_http *a)
     if (!a)
         return;
     free(a->pem);
+    free(a->key_id);
+    EVP_PKEY_free(a->key);
+    ap_store_free(a->as);
     free(a);
 }

@@ -37,6 +37,7 @@
 #include "../mail/newsletter.h"
 #include "../mail/sender.h"
 #include "../store/store.h"
+#include "ap_deliver.h"
 #include "ap_http.h"
 #include "cmd.h"
 #include "http.h"
@@ -97,8 +98,9 @@ struct serve {
     int64_t watchdog_at;
     struct consumer consumers[MAX_CONSUMERS];
     size_t nconsumers;
-    struct sender *sender; /* the newsletters: NULL without lists */
-    struct ap_http *ap;    /* the actor's routes: NULL when activitypub.enabled is false */
+    struct sender *sender;  /* the newsletters: NULL without lists */
+    struct ap_http *ap;     /* the actor's routes: NULL when activitypub.enabled is false */
+    struct ap_deliver *apd; /* ActivityPub deliveries: NULL when activitypub.enabled is false */
     /* for /metrics */
     struct publish_stats last;
     int64_t last_publish; /* unix seconds of the last good pass, 0 if none */
@@ -221,6 +223,11 @@ static int serve_mail(struct serve *s)
 {
     struct diag d = {0};
     s->nconsumers = 0;
+    if (s->apd)
+        s->consumers[s->nconsumers++] =
+            (struct consumer){"activitypub", ap_deliver_announced, ap_deliver_tick, s->apd};
+    if (s->apd)
+        ap_deliver_announced(s->apd, 0); /* what was announced while we were down */
     sender_free(s->sender);
     s->sender = NULL;
     if (!s->cfg->nlists)
@@ -274,6 +281,7 @@ static void serve_reload(struct serve *s)
     s->tpl = tpl;
     http_set_root(s->http, cfg->output.dir);
     ap_http_config(s->ap, cfg);
+    ap_deliver_config(s->apd, cfg);
     serve_mail(s); /* messages in flight stay pending: sent again */
     log_event(LOG_INFO, "reload", "result=applied file=%s", log_quote(s->opts.config));
     serve_publish(s, "reload", 1);
@@ -381,6 +389,46 @@ static int mail_metrics(const struct serve *s, struct buf *out)
         st.inflight);
 }
 
+static int ap_metrics(const struct serve *s, struct buf *out)
+{
+    struct ap_deliver_stats st;
+    unsigned long acc = 0, ref = 0;
+    ap_deliver_stats(s->apd, &st);
+    ap_http_inbox_stats(s->ap, &acc, &ref);
+    return buf_printf(
+        out,
+        "# HELP nashra_ap_deliveries_sent_total ActivityPub deliveries an inbox accepted.\n"
+        "# TYPE nashra_ap_deliveries_sent_total counter\n"
+        "nashra_ap_deliveries_sent_total %llu\n"
+        "# HELP nashra_ap_deliveries_failed_total ActivityPub deliveries given up on.\n"
+        "# TYPE nashra_ap_deliveries_failed_total counter\n"
+        "nashra_ap_deliveries_failed_total %llu\n"
+        "# HELP nashra_ap_deliveries_retries_total ActivityPub deliveries put back for later.\n"
+        "# TYPE nashra_ap_deliveries_retries_total counter\n"
+        "nashra_ap_deliveries_retries_total %llu\n"
+        "# HELP nashra_ap_deliveries_inflight ActivityPub requests in flight.\n"
+        "# TYPE nashra_ap_deliveries_inflight gauge\n"
+        "nashra_ap_deliveries_inflight %zu\n"
+        "# HELP nashra_ap_activities_total Activities queued for the followers.\n"
+        "# TYPE nashra_ap_activities_total counter\n"
+        "nashra_ap_activities_total %llu\n"
+        "# HELP nashra_ap_inbox_accepted_total Inbox POSTs accepted.\n"
+        "# TYPE nashra_ap_inbox_accepted_total counter\n"
+        "nashra_ap_inbox_accepted_total %lu\n"
+        "# HELP nashra_ap_inbox_refused_total Inbox POSTs refused (signature).\n"
+        "# TYPE nashra_ap_inbox_refused_total counter\n"
+        "nashra_ap_inbox_refused_total %lu\n"
+        "# HELP nashra_ap_followers Followers of the actor.\n"
+        "# TYPE nashra_ap_followers gauge\n"
+        "nashra_ap_followers %lld\n"
+        "# HELP nashra_ap_deliveries_pending ActivityPub deliveries waiting (pending or retry).\n"
+        "# TYPE nashra_ap_deliveries_pending gauge\n"
+        "nashra_ap_deliveries_pending %lld\n",
+        (unsigned long long)st.sent, (unsigned long long)st.failed, (unsigned long long)st.retried,
+        st.inflight, (unsigned long long)st.activities, acc, ref, (long long)st.followers,
+        (long long)st.pending);
+}
+
 /* The daemon's part of /metrics (the server adds its own). */
 static int serve_metrics(void *arg, struct buf *out)
 {
@@ -408,7 +456,8 @@ static int serve_metrics(void *arg, struct buf *out)
                       s->last.published, s->last.rejected, s->passes, s->pass_failures,
                       (long long)s->last_publish, (long long)s->next_due) < 0
                ? -1
-               : mail_metrics(s, out);
+           : mail_metrics(s, out) < 0 || (s->apd && ap_metrics(s, out) < 0) ? -1
+                                                                            : 0;
 }
 
 static int serve_signals(struct serve *s)
@@ -458,6 +507,15 @@ static int serve_start(struct serve *s)
         log_event(LOG_ERROR, "start", "activitypub=%s", log_quote(d.msg));
         return 1;
     }
+    if (s->ap) {
+        const char *key_id;
+        EVP_PKEY *key = ap_http_key(s->ap, &key_id);
+        if (!(s->apd = ap_deliver_new(s->cfg, s->st, s->loop, key, key_id, &d))) {
+            log_event(LOG_ERROR, "start", "activitypub=%s", log_quote(d.msg));
+            return 1;
+        }
+        ap_http_on_queued(s->ap, ap_deliver_kick, s->apd);
+    }
     if (loop_add(s->loop, watch_fd(s->watch), EPOLLIN, on_watch, s) < 0 ||
         loop_add(s->loop, s->sigfd, EPOLLIN, on_signal, s) < 0 ||
         loop_add(s->loop, http_fd(s->http), EPOLLIN, on_http, s) < 0) {
@@ -492,6 +550,7 @@ int cmd_serve(int argc, char **argv)
         log_event(LOG_INFO, "stop", "result=clean");
     sender_free(s.sender);
     http_stop(s.http);
+    ap_deliver_free(s.apd);
     ap_http_free(s.ap);
     watch_free(s.watch);
     loop_free(s.loop);
