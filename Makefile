@@ -102,6 +102,7 @@ DAEMON_SRCS := \
 	daemon/ap_http.c \
 	daemon/ap_inbox.c \
 	daemon/cmd_build.c \
+	daemon/cmd_keys.c \
 	daemon/cmd_mail.c \
 	daemon/cmd_subscribers.c \
 	daemon/http.c \

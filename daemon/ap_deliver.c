@@ -276,6 +276,11 @@ void ap_deliver_stats(struct ap_deliver *d, struct ap_deliver_stats *out)
     out->pending = ap_pending_count(d->as);
 }
 
+void ap_deliver_set_key(struct ap_deliver *d, EVP_PKEY *key)
+{
+    d->key = key;
+}
+
 void ap_deliver_kick(void *arg)
 {
     struct ap_deliver *d = arg;

@@ -43,6 +43,9 @@ void ap_deliver_config(struct ap_deliver *d, const struct config *cfg);
 void ap_deliver_announced(void *arg, int64_t last_seq);
 int64_t ap_deliver_tick(void *arg, int64_t now_ms);
 
+/* A new actor key (rotated): signs from now on (not owned). */
+void ap_deliver_set_key(struct ap_deliver *d, EVP_PKEY *key);
+
 /* New deliveries were queued by someone else (the inbox's Accept). */
 void ap_deliver_kick(void *arg);
 

@@ -10,7 +10,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../ap/docs.h"
 #include "../ap/httpsig.h"
@@ -29,6 +31,10 @@ struct ap_http {
     char *key_id;  /* {actor}#main-key */
     char *pem;     /* the actor's public key */
     int64_t created;
+    char *keyfile;             /* state.dir/actor.pem */
+    int key_fd;                /* inotify on state.dir, for a rotated key; -1 if none */
+    ino_t key_ino;             /* of the file the key was read from: `nashra keys */
+    struct timespec key_mtime; /* --rotate` replaces it */
     struct ap_inbox_env inbox;
 };
 
@@ -171,6 +177,8 @@ struct ap_http *ap_http_start(const struct config *cfg, struct store *st, struct
     struct buf pem;
     int created = 0;
     buf_init(&pem, 16384);
+    if (a)
+        a->key_fd = -1;
     if (!a || !keyfile) {
         diag_set(err, 0, 0, "out of memory");
         goto fail;
@@ -189,6 +197,8 @@ struct ap_http *ap_http_start(const struct config *cfg, struct store *st, struct
         log_event(LOG_INFO, "activitypub", "key=created file=%s", log_quote(keyfile));
     struct stat sb;
     a->created = stat(keyfile, &sb) == 0 ? (int64_t)sb.st_mtime : 0;
+    a->key_ino = sb.st_ino;
+    a->key_mtime = sb.st_mtim;
     if (httpsig_pubkey_pem(key, &pem) < 0 || !(a->pem = strdup(buf_str(&pem)))) {
         diag_set(err, 0, 0, "the actor's public key could not be written out");
         goto fail;
@@ -207,8 +217,15 @@ struct ap_http *ap_http_start(const struct config *cfg, struct store *st, struct
     }
     a->key = key;
     a->inbox = (struct ap_inbox_env){.cfg = cfg, .as = a->as, .key = key, .key_id = a->key_id};
+    a->keyfile = keyfile;
+    /* A rotation renames a new file onto actor.pem: IN_MOVED_TO. Without
+     * inotify the key is still reloaded on a restart. */
+    if ((a->key_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) >= 0 &&
+        inotify_add_watch(a->key_fd, cfg->state.dir, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+        close(a->key_fd);
+        a->key_fd = -1;
+    }
     buf_free(&pem);
-    free(keyfile);
     return a;
 fail:
     EVP_PKEY_free(key);
@@ -222,6 +239,46 @@ void ap_http_config(struct ap_http *a, const struct config *cfg)
 {
     if (a)
         a->cfg = a->inbox.cfg = cfg;
+}
+
+int ap_http_key_fd(const struct ap_http *a)
+{
+    return a ? a->key_fd : -1;
+}
+
+int ap_http_key_refresh(struct ap_http *a)
+{
+    struct stat sb;
+    char ev[4096];
+    while (a && a->key_fd >= 0 && read(a->key_fd, ev, sizeof ev) > 0)
+        ; /* drained: what changed is told by stat below */
+    if (!a || stat(a->keyfile, &sb) < 0 ||
+        (sb.st_ino == a->key_ino && sb.st_mtim.tv_sec == a->key_mtime.tv_sec &&
+         sb.st_mtim.tv_nsec == a->key_mtime.tv_nsec))
+        return 0;
+    struct diag d = {0};
+    struct buf pem;
+    buf_init(&pem, 16384);
+    EVP_PKEY *key = httpsig_key_load(a->keyfile, &d);
+    char *p = NULL;
+    if (!key || httpsig_pubkey_pem(key, &pem) < 0 || !(p = strdup(buf_str(&pem)))) {
+        log_event(LOG_ERROR, "activitypub", "key=not_reloaded file=%s error=%s",
+                  log_quote(a->keyfile), log_quote(d.msg[0] ? d.msg : "out of memory"));
+        EVP_PKEY_free(key);
+        buf_free(&pem);
+        a->key_ino = sb.st_ino; /* not tried again until it changes */
+        a->key_mtime = sb.st_mtim;
+        return 0;
+    }
+    buf_free(&pem);
+    EVP_PKEY_free(a->key);
+    free(a->pem);
+    a->key = a->inbox.key = key;
+    a->pem = p;
+    a->key_ino = sb.st_ino;
+    a->key_mtime = sb.st_mtim;
+    log_event(LOG_INFO, "activitypub", "key=reloaded file=%s", log_quote(a->keyfile));
+    return 1;
 }
 
 EVP_PKEY *ap_http_key(struct ap_http *a, const char **key_id)
@@ -248,6 +305,9 @@ void ap_http_free(struct ap_http *a)
         return;
     free(a->pem);
     free(a->key_id);
+    free(a->keyfile);
+    if (a->key_fd >= 0)
+        close(a->key_fd);
     EVP_PKEY_free(a->key);
     ap_store_free(a->as);
     free(a);

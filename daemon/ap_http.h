@@ -29,6 +29,13 @@ void ap_http_free(struct ap_http *a);
 /* The actor's private key (owned by a) and its id ({actor}#main-key). */
 EVP_PKEY *ap_http_key(struct ap_http *a, const char **key_id);
 
+/* Loads state.dir/actor.pem again when the file changed (`nashra keys
+ * --rotate`): 1 when a new key is in use (ap_http_key() gives it), else 0. */
+int ap_http_key_refresh(struct ap_http *a);
+
+/* An fd readable when state.dir changed (for the loop), or -1. */
+int ap_http_key_fd(const struct ap_http *a);
+
 /* fn(arg) is called when the inbox queued a delivery (an Accept). */
 void ap_http_on_queued(struct ap_http *a, void (*fn)(void *), void *arg);
 

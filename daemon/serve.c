@@ -366,6 +366,20 @@ static void on_http(struct loop *l, int fd, uint32_t events, void *arg)
         log_event(LOG_ERROR, "http", "error=%s", log_quote(strerror(errno)));
 }
 
+/* state.dir changed: actor.pem may be a new key (`nashra keys --rotate`). */
+static void on_keyfile(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct serve *s = arg;
+    (void)l;
+    (void)fd;
+    (void)events;
+    if (ap_http_key_refresh(s->ap)) {
+        const char *key_id;
+        ap_deliver_set_key(s->apd, ap_http_key(s->ap, &key_id));
+        ap_deliver_kick(s->apd); /* the actor's Update it queued */
+    }
+}
+
 static int mail_metrics(const struct serve *s, struct buf *out)
 {
     struct sender_stats st = {0};
@@ -515,6 +529,11 @@ static int serve_start(struct serve *s)
             return 1;
         }
         ap_http_on_queued(s->ap, ap_deliver_kick, s->apd);
+        if (ap_http_key_fd(s->ap) >= 0 &&
+            loop_add(s->loop, ap_http_key_fd(s->ap), EPOLLIN, on_keyfile, s) < 0) {
+            log_event(LOG_ERROR, "start", "error=%s", log_quote(strerror(errno)));
+            return 1;
+        }
     }
     if (loop_add(s->loop, watch_fd(s->watch), EPOLLIN, on_watch, s) < 0 ||
         loop_add(s->loop, s->sigfd, EPOLLIN, on_signal, s) < 0 ||

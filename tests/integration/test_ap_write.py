@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from common import SITE_URL, Daemon, SiteTestCase, http_get, wait_until
+from common import SITE_URL, Daemon, SiteTestCase, http_get, run_nashra, wait_until
 from fedi import AS, Fediverse
 
 ACTOR = SITE_URL + '/ap/actor'
@@ -230,6 +230,55 @@ class RetryTest(FederationCase):
         m = http_get(self.d.port, '/metrics').text()
         self.assertIn('nashra_ap_followers 1', m)
         self.assertIn('nashra_ap_deliveries_failed_total 1', m)
+
+
+class KeysTest(FederationCase):
+    def actor_pem(self):
+        r = http_get(self.d.port, '/ap/actor', headers={'Accept': AS})
+        return json.loads(r.body)['publicKey']['publicKeyPem']
+
+    def fingerprint(self, pem):
+        import hashlib
+        from cryptography.hazmat.primitives import serialization
+        der = serialization.load_pem_public_key(pem.encode()).public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return 'SHA256:' + hashlib.sha256(der).hexdigest()
+
+    def keys(self, *args):
+        r = run_nashra(['keys', '-c', self.s.config_path] + list(args), now=None)
+        self.assertEqual(r.rc, 0, r.describe())
+        return r.out.decode() if isinstance(r.out, bytes) else r.out
+
+    def test_show_and_rotate(self):
+        old = self.actor_pem()
+        out = self.keys()
+        self.assertIn('key id: %s#main-key' % ACTOR, out)
+        self.assertIn('fingerprint: ' + self.fingerprint(old), out)
+        self.follow('alice', shared='shared/a')
+        self.follow('bob')
+        self.wait_got('Accept', 2)
+        with open(self.s.state + '/actor.pem', 'rb') as f:
+            old_file = f.read()
+        out = self.keys('--rotate')
+        self.assertIn('queued to 2 inboxes', out)
+        with open(self.s.state + '/actor.pem.old', 'rb') as f:
+            self.assertEqual(f.read(), old_file)
+        new = wait_until(lambda: self.actor_pem() != old and self.actor_pem(), 10,
+                         what='the daemon serving the new key', detail=self.d.tail)
+        self.assertIn('fingerprint: ' + self.fingerprint(new), self.keys())
+        ups = self.wait_got('Update', 2)
+        self.assertEqual(sorted(u.path for u in ups), ['/shared/a', '/users/bob/inbox'])
+        for u in ups:
+            self.assertTrue(u.verified, u.why)
+            self.assertEqual(u.json['object']['id'], ACTOR)
+            self.assertEqual(u.json['object']['publicKey']['publicKeyPem'], new)
+        # deliveries after the rotation are signed with the new key
+        self.fedi.nashra_pem = new
+        self.s.write('ap-new-post.md', NEW_POST)
+        c = self.wait_got('Create', 2)
+        self.assertTrue(all(x.verified for x in c), [x.why for x in c])
+        st = run_nashra(['status', '-c', self.s.config_path], now=None)
+        self.assertIn(b'followers: 2', st.out if isinstance(st.out, bytes) else st.out.encode())
 
 
 class PrivateAddressTest(FederationCase):
