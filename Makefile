@@ -226,6 +226,7 @@ bench: deps
 	$(PYTHON) tests/bench/run.py
 	$(PYTHON) tests/bench/serve.py
 	$(PYTHON) tests/bench/mail.py
+	$(PYTHON) tests/bench/ap.py
 
 lint:
 	clang-format --dry-run --Werror $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c)

@@ -385,9 +385,9 @@ enum http_verdict ap_inbox_post(const struct http_request *rq, struct http_respo
     int r = 1; /* ignored */
     if (!strcmp(type, "Follow")) {
         r = on_follow(e, act, actor, doc, &why);
-    } else if (!strcmp(type, "Undo") &&
-               (json_is_string(obj) || (otype && !strcmp(otype, "Follow")))) {
-        const char *who = json_is_object(obj) ? id_of(json_object_get(obj, "actor")) : actor;
+    } else if (!strcmp(type, "Undo") && otype && !strcmp(otype, "Follow")) {
+        /* Embedded, as Mastodon sends it: a bare id could name a Like. */
+        const char *who = id_of(json_object_get(obj, "actor"));
         if (who && !strcmp(who, actor))
             r = remove_follower(e, actor, "undo");
     } else if (!strcmp(type, "Delete") && id_of(obj) && !strcmp(id_of(obj), actor)) {

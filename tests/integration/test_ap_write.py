@@ -10,6 +10,7 @@ its follower; keys are never fetched from a private address unless
 activitypub.allow_insecure_loopback."""
 
 import json
+import os
 import time
 import unittest
 from urllib.parse import quote, urlsplit
@@ -291,6 +292,50 @@ class PrivateAddressTest(FederationCase):
         self.assertEqual(self.fedi.gets, [])
         self.assertIn('refused', self.d.log())
         self.assertEqual(self.followers(), 0)
+
+
+# --- valgrind (NASHRA_VALGRIND=1, tests/integration/valgrind_serve.sh) ----------------
+
+if os.environ.get('NASHRA_VALGRIND') == '1':
+    class ValgrindApTest(FederationCase):
+        """The inbox (a signed Follow, a forged one) and deliveries (Accept,
+        Create, Update, Delete, a retry) under memcheck, then SIGTERM."""
+
+        def setUp(self):
+            self.s = self.site(self.config)
+            self.vlog = os.path.join(self.s.root, 'valgrind.log')
+            self.d = Daemon(self.s, env={'NASHRA_AP_BACKOFF_S': '1'}, wrapper=[
+                'valgrind', '--leak-check=full', '--error-exitcode=3',
+                '--errors-for-leak-kinds=definite,indirect', '--log-file=' + self.vlog])
+            self.addCleanup(self.d.kill)
+            self.d.start(timeout=120)
+            self.fedi = Fediverse(SITE_URL, self.d.port).start()
+            self.addCleanup(self.fedi.stop)
+
+        def test_federation_under_valgrind(self):
+            self.fedi.add_actor('alice', 'shared/x')
+            _, (status, text) = self.fedi.follow('alice', ACTOR)
+            self.assertEqual(status, 202, text)
+            mid = self.fedi.actor_id('alice')
+            forged = {'id': mid + '#f2', 'type': 'Follow', 'actor': mid, 'object': ACTOR}
+            self.assertEqual(self.fedi.post('/ap/inbox', forged, key_id=False)[0], 401)
+            self.wait_got('Accept', timeout=60)
+            self.fedi.status['/shared/x'] = 503
+            self.s.write('ap-new-post.md', NEW_POST)
+            wait_until(lambda: len(self.fedi.received) >= 2, 60, what='a failed Create')
+            del self.fedi.status['/shared/x']
+            self.wait_got('Create', timeout=60)
+            self.s.write('ap-new-post.md', NEW_POST.replace('جديدة', 'جديدة ومفتوحة'))
+            self.wait_got('Update', timeout=60)
+            self.s.remove('ap-new-post.md')
+            self.wait_got('Delete', timeout=60)
+            self.assertEqual(http_get(self.d.port, '/metrics', timeout=30).status, 200)
+            rc, _ = self.d.stop(timeout=60)
+            with open(self.vlog, encoding='utf-8', errors='replace') as f:
+                vl = f.read()
+            self.assertEqual(rc, 0, vl[-3000:])
+            self.assertNotRegex(vl, r'definitely lost: [1-9]', vl[-6000:])
+            self.assertNotRegex(vl, r'indirectly lost: [1-9]', vl[-6000:])
 
 
 if __name__ == '__main__':
