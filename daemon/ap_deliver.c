@@ -675,3 +675,39 @@ int64_t ap_deliver_tick(void *arg, int64_t now_ms)
     }
     return wait;
 }
+
+/* --- one-shot (build --deliver) ------------------------------------------------ */
+
+struct drain {
+    struct ap_deliver *d;
+    int64_t deadline;
+    int timed_out;
+};
+
+static int64_t drain_tick(struct loop *l, void *arg)
+{
+    struct drain *dr = arg;
+    int64_t w = ap_deliver_tick(dr->d, loop_now_ms()), left = dr->deadline - loop_now_ms();
+    if (dr->d->queue_empty && dr->d->nfl == 0) {
+        loop_stop(l);
+        return -1;
+    }
+    if (left <= 0) {
+        dr->timed_out = 1;
+        loop_stop(l);
+        return -1;
+    }
+    return w < 0 || w > left ? left : w;
+}
+
+int ap_deliver_drain(struct ap_deliver *d, int64_t timeout_ms)
+{
+    struct drain dr = {.d = d, .deadline = loop_now_ms() + timeout_ms};
+    if (take_announcements(d) < 0)
+        return -1;
+    d->queue_empty = 0;
+    d->retry_at = 0; /* what is due now, not later retries */
+    if (loop_run(d->loop, drain_tick, &dr) < 0)
+        return -1;
+    return dr.timed_out ? -1 : 0;
+}

@@ -49,6 +49,11 @@ void ap_deliver_set_key(struct ap_deliver *d, EVP_PKEY *key);
 /* New deliveries were queued by someone else (the inbox's Accept). */
 void ap_deliver_kick(void *arg);
 
+/* One-shot (`nashra build --deliver`): takes in the announcements and sends
+ * every delivery due now, running loop (its own) until none is left in
+ * flight or timeout_ms passes (-1 then). Retries due later stay queued. */
+int ap_deliver_drain(struct ap_deliver *d, int64_t timeout_ms);
+
 struct ap_deliver_stats {
     uint64_t sent, failed, retried, activities;
     size_t inflight;

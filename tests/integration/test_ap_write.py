@@ -219,6 +219,19 @@ class RetryTest(FederationCase):
         names = sorted(c.json['object']['name'] for c in self.fedi.got('Create'))
         self.assertEqual(names, ['إطلاق منصة التعاون الرقمي', 'افتتاح منصة التعاون الرقمي'])
 
+    def test_build_deliver(self):
+        """`nashra build --deliver` sends what the daemon would have."""
+        self.follow('alice')
+        self.wait_got('Accept')
+        self.d.stop()
+        self.s.write('ap-one.md', NEW_POST)
+        r = run_nashra(['build', '--deliver', '-c', self.s.config_path], now=None)
+        self.assertEqual(r.rc, 0, r.describe())
+        self.assertIn('activitypub=1 sent=1', r.err)
+        c = self.fedi.got('Create')
+        self.assertEqual(len(c), 1)
+        self.assertTrue(c[0].verified, c[0].why)
+
     def test_gone_inbox_loses_follower(self):
         self.follow('gone')
         self.follow('stays')
