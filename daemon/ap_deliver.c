@@ -39,6 +39,7 @@
 #define CONN_TIMEOUT_MS 10000L
 #define RESP_MAX        (64 * 1024) /* what we read of an answer (for the log) */
 #define ACTIVITY_MAX    (4u << 20)
+#define KEEP_DONE       (30 * 24 * 3600) /* finished deliveries are kept this long */
 
 /* An activity's body, shared by the requests that carry it. */
 struct body {
@@ -362,6 +363,8 @@ static int take_announcements(struct ap_deliver *d)
         return -1;
     }
     buf_free(&w.act);
+    if (w.last != from && ap_prune(d->as, timefmt_now() - KEEP_DONE) < 0)
+        log_event(LOG_ERROR, "ap_deliver", "prune=failed error=%s", log_quote(store_errmsg(d->st)));
     return 0;
 }
 

@@ -346,6 +346,17 @@ enum http_verdict ap_inbox_post(const struct http_request *rq, struct http_respo
         return reply(rs, 400, "not an activity (actor and type are needed)");
     }
 
+    /* Everything but the signature first (coverage, Date, digests): the
+     * verifier checks them before the key, so with any key (ours) a result
+     * other than "does not verify" is final, and a stale or tampered request
+     * costs no fetch. */
+    rc = httpsig_verify(&sig, &req, e->key, timefmt_now(), NULL, &why);
+    if (rc != HTTPSIG_OK && rc != HTTPSIG_E_SIGNATURE) {
+        json_decref(act);
+        return refuse(e, rs, rq->client, sig.key_id, why.msg[0] ? why.msg : "refused");
+    }
+    memset(&why, 0, sizeof why);
+
     /* The key: cached, or fetched; a cached one that fails is fetched again. */
     char *owner = NULL, *pem = NULL;
     json_t *doc = NULL;

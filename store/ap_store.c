@@ -33,6 +33,8 @@ enum astmt {
     A_NEXT_RETRY,
     A_PENDING,
     A_ANN_URL,
+    A_PRUNE_DEL,
+    A_PRUNE_ACT,
     A_COUNT
 };
 
@@ -71,6 +73,9 @@ static const char *const asql[A_COUNT] = {
                      "WHERE state = 'retry' AND next_try > ?1",
     [A_PENDING] = "SELECT COUNT(*) FROM ap_deliveries WHERE state IN ('pending', 'retry')",
     [A_ANN_URL] = "SELECT url FROM announcements WHERE seq = ?1",
+    [A_PRUNE_DEL] = "DELETE FROM ap_deliveries WHERE state IN ('sent', 'failed') AND done_at < ?1",
+    [A_PRUNE_ACT] = "DELETE FROM ap_activities WHERE created < ?1 AND NOT EXISTS "
+                    "(SELECT 1 FROM ap_deliveries d WHERE d.activity = ap_activities.id)",
 };
 
 struct ap_store {
@@ -427,4 +432,16 @@ char *ap_announcement_url(struct ap_store *as, int64_t seq)
     char *u = sqlite3_step(s) == SQLITE_ROW ? col_dup(s, 0) : NULL;
     sqlite3_reset(s);
     return u;
+}
+
+int64_t ap_prune(struct ap_store *as, int64_t before)
+{
+    sqlite3_stmt *s = use(as, A_PRUNE_DEL);
+    sqlite3_bind_int64(s, 1, before);
+    if (step_done(s) < 0)
+        return -1;
+    int64_t n = sqlite3_changes(as->db);
+    s = use(as, A_PRUNE_ACT);
+    sqlite3_bind_int64(s, 1, before);
+    return step_done(s) < 0 ? -1 : n;
 }

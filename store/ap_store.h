@@ -97,6 +97,11 @@ int64_t ap_next_retry(struct ap_store *as, int64_t now);
 /* Deliveries pending or waiting for a retry, or -1. */
 int64_t ap_pending_count(struct ap_store *as);
 
+/* Forgets deliveries finished (sent or failed) before `before`, and the
+ * activities made before then that no delivery names any more. The number
+ * of deliveries removed, or -1. */
+int64_t ap_prune(struct ap_store *as, int64_t before);
+
 /* ---- the consumer's cursor --------------------------------------------- */
 
 int64_t ap_cursor_get(struct ap_store *as);

@@ -159,8 +159,12 @@ class ForgedTest(FederationCase):
             'future date': dict(now=time.time() + 7200),
         }
         for what, kw in cases.items():
+            fetches = len(self.fedi.gets)
             status, text = self.fedi.post('/ap/inbox', follow, **kw)
             self.assertEqual(status, 401, '%s: %s %s' % (what, text, self.d.tail()))
+            if what in ('digest mismatch', 'stale date', 'future date', 'unsigned'):
+                # refused before any key is fetched
+                self.assertEqual(len(self.fedi.gets), fetches, what)
         # signed by mallory's key, claiming to be the victim
         vid = self.fedi.actor_id('victim')
         spoof = {'id': vid + '#f', 'type': 'Follow', 'actor': vid, 'object': ACTOR}

@@ -148,6 +148,17 @@ static void test_queue(void **state)
     assert_string_equal(v[1].inbox, "https://h1.example/inbox");
     assert_int_equal(v[1].attempts, 1);
     ap_due_free(v, k);
+
+    /* pruning: finished deliveries only, then activities nobody names */
+    assert_int_equal(ap_prune(as, 200), 0);
+    assert_int_equal(ap_prune(as, 1000), 2); /* sent and failed */
+    assert_int_equal(ap_pending_count(as), 3);
+    body = ap_activity_body(as, id);
+    assert_non_null(body); /* still has deliveries open */
+    free(body);
+    assert_int_equal(ap_delivery_sent(as, one, "https://z.example/inbox", 300, 202), 0);
+    assert_int_equal(ap_prune(as, 1000), 1);
+    assert_null(ap_activity_body(as, one));
 }
 
 static void test_cursor(void **state)
