@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "../ap/docs.h"
 #include "../ap/httpsig.h"
 #include "../lib/fileio.h"
@@ -33,6 +35,7 @@ struct ap_http {
     int64_t created;
     char *keyfile;             /* state.dir/actor.pem */
     int key_fd;                /* inotify on state.dir, for a rotated key; -1 if none */
+    int curl;                  /* curl_global_init done */
     ino_t key_ino;             /* of the file the key was read from: `nashra keys */
     struct timespec key_mtime; /* --rotate` replaces it */
     struct ap_inbox_env inbox;
@@ -218,6 +221,14 @@ struct ap_http *ap_http_start(const struct config *cfg, struct store *st, struct
     a->key = key;
     a->inbox = (struct ap_inbox_env){.cfg = cfg, .as = a->as, .key = key, .key_id = a->key_id};
     a->keyfile = keyfile;
+    buf_free(&pem);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        diag_set(err, 0, 0, "libcurl could not start");
+        return ap_http_free(a), NULL;
+    }
+    a->curl = 1;
+    if (ap_inbox_start(&a->inbox, err) < 0)
+        return ap_http_free(a), NULL;
     /* A rotation renames a new file onto actor.pem: IN_MOVED_TO. Without
      * inotify the key is still reloaded on a restart. */
     if ((a->key_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) >= 0 &&
@@ -225,7 +236,6 @@ struct ap_http *ap_http_start(const struct config *cfg, struct store *st, struct
         close(a->key_fd);
         a->key_fd = -1;
     }
-    buf_free(&pem);
     return a;
 fail:
     EVP_PKEY_free(key);
@@ -238,7 +248,7 @@ fail:
 void ap_http_config(struct ap_http *a, const struct config *cfg)
 {
     if (a)
-        a->cfg = a->inbox.cfg = cfg;
+        a->cfg = a->inbox.cfg = cfg; /* the workers copy what they need */
 }
 
 int ap_http_key_fd(const struct ap_http *a)
@@ -299,10 +309,29 @@ void ap_http_inbox_stats(const struct ap_http *a, unsigned long *accepted, unsig
     *refused = a ? a->inbox.rejected : 0;
 }
 
+void ap_http_stop(struct ap_http *a)
+{
+    if (a)
+        ap_inbox_stop(&a->inbox);
+}
+
+int ap_http_inbox_fd(const struct ap_http *a)
+{
+    return a ? ap_inbox_fd(&a->inbox) : -1;
+}
+
+void ap_http_inbox_done(struct ap_http *a)
+{
+    ap_inbox_done(&a->inbox);
+}
+
 void ap_http_free(struct ap_http *a)
 {
     if (!a)
         return;
+    ap_inbox_stop(&a->inbox);
+    if (a->curl)
+        curl_global_cleanup();
     free(a->pem);
     free(a->key_id);
     free(a->keyfile);

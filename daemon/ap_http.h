@@ -39,6 +39,13 @@ int ap_http_key_fd(const struct ap_http *a);
 /* fn(arg) is called when the inbox queued a delivery (an Accept). */
 void ap_http_on_queued(struct ap_http *a, void (*fn)(void *), void *arg);
 
+/* The inbox's workers: ap_http_stop before http_stop (their suspended
+ * requests are answered 503 there); the fd readable when fetches are done,
+ * and what the loop calls then. */
+void ap_http_stop(struct ap_http *a);
+int ap_http_inbox_fd(const struct ap_http *a);
+void ap_http_inbox_done(struct ap_http *a);
+
 /* Inbox POSTs accepted (202) and refused (401), for /metrics. */
 void ap_http_inbox_stats(const struct ap_http *a, unsigned long *accepted, unsigned long *refused);
 

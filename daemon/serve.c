@@ -380,6 +380,16 @@ static void on_keyfile(struct loop *l, int fd, uint32_t events, void *arg)
     }
 }
 
+/* The inbox's fetches are done: its requests are answered. */
+static void on_inbox(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct serve *s = arg;
+    (void)l;
+    (void)fd;
+    (void)events;
+    ap_http_inbox_done(s->ap);
+}
+
 static int mail_metrics(const struct serve *s, struct buf *out)
 {
     struct sender_stats st = {0};
@@ -529,8 +539,9 @@ static int serve_start(struct serve *s)
             return 1;
         }
         ap_http_on_queued(s->ap, ap_deliver_kick, s->apd);
-        if (ap_http_key_fd(s->ap) >= 0 &&
-            loop_add(s->loop, ap_http_key_fd(s->ap), EPOLLIN, on_keyfile, s) < 0) {
+        if ((ap_http_key_fd(s->ap) >= 0 &&
+             loop_add(s->loop, ap_http_key_fd(s->ap), EPOLLIN, on_keyfile, s) < 0) ||
+            loop_add(s->loop, ap_http_inbox_fd(s->ap), EPOLLIN, on_inbox, s) < 0) {
             log_event(LOG_ERROR, "start", "error=%s", log_quote(strerror(errno)));
             return 1;
         }
@@ -568,6 +579,7 @@ int cmd_serve(int argc, char **argv)
     if (rc == 0)
         log_event(LOG_INFO, "stop", "result=clean");
     sender_free(s.sender);
+    ap_http_stop(s.ap); /* before http_stop: it answers the requests they held */
     http_stop(s.http);
     ap_deliver_free(s.apd);
     ap_http_free(s.ap);

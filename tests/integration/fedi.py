@@ -95,6 +95,7 @@ class Fediverse:
         self.delivered = []  # those answered 2xx
         self.gets = []       # paths GET asked for, with their Signature header
         self.status = {}     # inbox path -> status code to answer
+        self.hold = {}       # GET path -> threading.Event the answer waits for
         self.nashra_pem = None
         self.server = None
 
@@ -118,6 +119,8 @@ class Fediverse:
             def do_GET(self):
                 with fedi.lock:
                     fedi.gets.append((self.path, self.headers.get('Signature')))
+                if self.path in fedi.hold:
+                    fedi.hold[self.path].wait(30)
                 name = self.path.split('/')[-1] if self.path.startswith('/users/') else None
                 if name in fedi.actors:
                     self.send(200, json.dumps(fedi.actor_doc(name)).encode())
@@ -140,6 +143,7 @@ class Fediverse:
 
         self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
         self.server.daemon_threads = True
+        self.server.handle_error = lambda request, address: None  # a client gone: not ours
         self.port = self.server.server_address[1]
         self.base = 'http://127.0.0.1:%d' % self.port
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

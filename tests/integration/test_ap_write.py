@@ -181,6 +181,49 @@ class ForgedTest(FederationCase):
         self.assertEqual([r.type for r in self.fedi.received], ['Accept'])
 
 
+class SlowRemoteTest(FederationCase):
+    def test_fetch_does_not_hold_the_loop(self):
+        """A key fetch from a server that does not answer leaves the daemon
+        serving; the Follow is answered when the key comes; a stop while a
+        fetch waits answers that request 503 and exits cleanly."""
+        import threading
+        self.fedi.add_actor('slow')
+        gate = self.fedi.hold['/users/slow'] = threading.Event()
+        self.addCleanup(gate.set)
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=self.fedi.follow('slow', ACTOR)[1]))
+        t.start()
+        wait_until(lambda: any(g[0] == '/users/slow' for g in self.fedi.gets), 10,
+                   what='the key fetch', detail=self.d.tail)
+        self.assertEqual(http_get(self.d.port, '/healthz', timeout=5).status, 200)
+        self.assertEqual(http_get(self.d.port, '/ap/actor', headers={'Accept': AS},
+                                  timeout=5).status, 200)
+        self.assertTrue(t.is_alive())  # still waiting for its key
+        gate.set()
+        t.join(20)
+        self.assertEqual(result['r'][0], 202, result)
+        self.assertEqual(self.followers(), 1)
+
+        self.fedi.add_actor('slower')
+        gate2 = self.fedi.hold['/users/slower'] = threading.Event()
+        self.addCleanup(gate2.set)
+        def follow_slower():
+            try:
+                result['r2'] = self.fedi.follow('slower', ACTOR)[1]
+            except OSError as e:  # the connection closed: fine too
+                result['r2'] = (None, str(e))
+        t = threading.Thread(target=follow_slower)
+        t.start()
+        wait_until(lambda: any(g[0] == '/users/slower' for g in self.fedi.gets), 10,
+                   what='the second key fetch', detail=self.d.tail)
+        # the fetch never answers: the stop gives it up
+        rc, _ = self.d.stop(timeout=10)
+        t.join(20)
+        self.assertEqual(rc, 0, self.d.tail())
+        self.assertIn(result['r2'][0], (503, None), result)
+        self.assertEqual(len(self.db_followers()), 1)
+
+
 class SharedInboxTest(FederationCase):
     def test_fifty_followers_five_inboxes(self):
         for i in range(50):
