@@ -64,6 +64,23 @@ def sign_headers(key, key_id, method, target, host, body, now=None, names=None):
     return h
 
 
+def sign_9421_headers(key, key_id, method, target, host, body, now=None):
+    """The headers of an RFC 9421 signed request (rsa-v1_5-sha256 over
+    @method @target-uri content-digest, with created), as a dict. nashra sits
+    behind a TLS proxy: the target URI is https."""
+    now = int(now if now is not None else time.time())
+    cd = 'sha-256=:' + b64(hashlib.sha256(body).digest()) + ':'
+    comps = [('@method', method.upper()), ('@target-uri', 'https://%s%s' % (host.lower(), target)),
+             ('content-digest', cd)]
+    params = '(%s);created=%d;keyid="%s";alg="rsa-v1_5-sha256"' % (
+        ' '.join('"%s"' % c for c, _ in comps), now, key_id)
+    base = '\n'.join('"%s": %s' % (c, v) for c, v in comps)
+    base += '\n"@signature-params": ' + params
+    sig = key.sign(base.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return {'Host': host, 'Content-Digest': cd, 'Signature-Input': 'sig1=' + params,
+            'Signature': 'sig1=:%s:' % b64(sig)}
+
+
 class Received:
     def __init__(self, path, headers, body, verified, why):
         self.path, self.headers, self.body = path, headers, body
@@ -178,7 +195,7 @@ class Fediverse:
 
     # --- talking to nashra ----------------------------------------------------------
     def post(self, path, activity, key_id=None, key=None, now=None, body=None, headers=None,
-             tamper=None):
+             tamper=None, rfc9421=False):
         """POSTs activity (signed as its actor unless key_id is False) to
         nashra's path; (status, text)."""
         body = body if body is not None else json.dumps(activity).encode()
@@ -186,7 +203,8 @@ class Fediverse:
         h = {'Content-Type': AS}
         if key_id is not False:
             kid = key_id or activity['actor'] + '#main-key'
-            h.update(sign_headers(key or self.key, kid, 'POST', path, host, body, now))
+            sign = sign_9421_headers if rfc9421 else sign_headers
+            h.update(sign(key or self.key, kid, 'POST', path, host, body, now))
         if headers:
             h.update(headers)
         if tamper:

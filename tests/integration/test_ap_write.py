@@ -125,6 +125,19 @@ class FollowAndPostsTest(FederationCase):
         self.assertEqual(sorted(r.type for r in self.fedi.received),
                          ['Accept', 'Create', 'Delete', 'Update'])
 
+    def test_rfc9421_follow(self):
+        self.fedi.add_actor('nine')
+        aid = self.fedi.actor_id('nine')
+        follow = {'id': aid + '#f', 'type': 'Follow', 'actor': aid, 'object': ACTOR}
+        bad = self.fedi.post('/ap/inbox', follow, rfc9421=True,
+                             tamper=lambda b: b.replace(b'Follow', b'Fellow'))
+        self.assertEqual(bad[0], 401, bad)
+        status, text = self.fedi.post('/ap/inbox', follow, rfc9421=True)
+        self.assertEqual(status, 202, text + self.d.tail())
+        a = self.wait_got('Accept')[0]
+        self.assertTrue(a.verified, a.why)
+        self.assertEqual(self.db_followers(), [aid])
+
     def test_undo_and_delete_remove_followers(self):
         follow = self.follow('bob')
         self.follow('carol')
