@@ -18,9 +18,13 @@
 #include "ap_deliver.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "../ap/docs.h"
 #include "../ap/fetch.h"
@@ -63,6 +67,14 @@ struct flight {
     size_t got;
     char resp[256]; /* the answer's first bytes, for the log */
     char err[CURL_ERROR_SIZE];
+    /* signing (on a signer thread when there are some) */
+    struct flight *qnext; /* in the signers' queue or done list */
+    EVP_PKEY *key;        /* a reference: a rotation may free the deliverer's */
+    char target[AP_FETCH_MAX_URL], hostport[1024];
+    int64_t now;
+    struct httpsig_out out;
+    int sign_rc;
+    struct diag sign_why;
 };
 
 struct ap_deliver {
@@ -74,6 +86,17 @@ struct ap_deliver {
     char *key_id;
     CURLM *multi;
     int64_t timer_at; /* loop ms when curl wants its timeout call, 0: none */
+
+    /* Signer threads: signing is the CPU cost of a delivery, and the loop's
+     * thread has the rest to do (curl, the store). 0 threads: inline. */
+    pthread_t signers[AP_DELIVER_SIGNERS];
+    size_t nsigners;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int sig_stop;
+    int sig_efd;
+    int sig_ready;                       /* mu and cv made */
+    struct flight *sig_queue, *sig_done; /* under mu */
 
     struct flight *fl[AP_DELIVER_CONCURRENCY];
     size_t nfl;
@@ -94,6 +117,8 @@ struct ap_deliver {
 
 static void reap(struct ap_deliver *d);
 static void pump(struct ap_deliver *d);
+static void *signer(void *arg);
+static void on_signed(struct loop *l, int fd, uint32_t events, void *arg);
 
 static void on_socket(struct loop *l, int fd, uint32_t events, void *arg)
 {
@@ -203,6 +228,22 @@ struct ap_deliver *ap_deliver_new(const struct config *cfg, struct store *st, st
     curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
     curl_multi_setopt(d->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)AP_DELIVER_CONCURRENCY);
     curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)AP_DELIVER_CONCURRENCY);
+    /* The signers; without them (no thread, no eventfd) requests are signed
+     * on the loop's thread. */
+    d->sig_efd = -1;
+    if (pthread_mutex_init(&d->mu, NULL) == 0) {
+        if (pthread_cond_init(&d->cv, NULL) != 0)
+            pthread_mutex_destroy(&d->mu);
+        else if ((d->sig_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) >= 0 &&
+                 loop_add(loop, d->sig_efd, EPOLLIN, on_signed, d) == 0) {
+            d->sig_ready = 1;
+            while (d->nsigners < AP_DELIVER_SIGNERS &&
+                   pthread_create(&d->signers[d->nsigners], NULL, signer, d) == 0)
+                d->nsigners++;
+        } else {
+            d->sig_ready = 1; /* destroyed in ap_deliver_free */
+        }
+    }
     d->retry_at = 1; /* look at the queue once: what a restart left */
     const char *bo = getenv(AP_BACKOFF_ENV);
     char *end = NULL;
@@ -236,6 +277,8 @@ static void flight_free(struct ap_deliver *d, struct flight *f)
         curl_easy_cleanup(f->easy);
     }
     curl_slist_free_all(f->hdrs);
+    httpsig_out_free(&f->out);
+    EVP_PKEY_free(f->key);
     body_put(d, f->body);
     free(f->inbox);
     free(f);
@@ -245,6 +288,19 @@ void ap_deliver_free(struct ap_deliver *d)
 {
     if (!d)
         return;
+    if (d->sig_ready) {
+        pthread_mutex_lock(&d->mu);
+        d->sig_stop = 1;
+        pthread_cond_broadcast(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        for (size_t i = 0; i < d->nsigners; i++)
+            pthread_join(d->signers[i], NULL);
+    }
+    if (d->sig_efd >= 0) {
+        loop_del(d->loop, d->sig_efd);
+        close(d->sig_efd);
+    }
+    /* Every flight, queued for signing or signed, is in fl. */
     for (size_t i = 0; i < d->nfl; i++)
         flight_free(d, d->fl[i]); /* stays pending in the store: sent again later */
     if (d->multi)
@@ -253,6 +309,10 @@ void ap_deliver_free(struct ap_deliver *d)
     free(d->after_inbox);
     ap_store_free(d->as);
     free(d->key_id);
+    if (d->sig_ready) {
+        pthread_cond_destroy(&d->cv);
+        pthread_mutex_destroy(&d->mu);
+    }
     free(d);
     curl_global_cleanup();
 }
@@ -454,60 +514,64 @@ static struct body *body_get(struct ap_deliver *d, int64_t id)
 
 static void finish(struct ap_deliver *d, struct flight *f, long code, const char *why);
 
-/* Signs and starts one request; 0, or -1 when it could not start (the
- * delivery has its outcome then). */
-static int start(struct ap_deliver *d, struct ap_delivery *dl)
+static void sign_flight(struct flight *f, const char *key_id)
 {
-    struct flight *f = calloc(1, sizeof *f);
-    if (!f) {
-        free(dl->inbox);
-        return -1;
-    }
-    f->activity = dl->activity;
-    f->inbox = dl->inbox;
-    f->attempts = dl->attempts;
-    f->created = dl->created;
-    f->allow_loopback = d->cfg->activitypub.allow_insecure_loopback;
-    struct diag why = {0};
-    CURLU *u = curl_url();
-    char *host = NULL, *port = NULL, *path = NULL, *query = NULL;
-    struct httpsig_out out = {0};
-    char target[AP_FETCH_MAX_URL], hostport[1024];
-    int rc = -1;
-    if (ap_fetch_url_ok(f->inbox, f->allow_loopback, &why) < 0)
-        goto bad;
-    if (!u || curl_url_set(u, CURLUPART_URL, f->inbox, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-        diag_set(&why, 0, 0, "not a URL");
-        goto bad;
-    }
-    curl_url_get(u, CURLUPART_PORT, &port, 0);
-    curl_url_get(u, CURLUPART_QUERY, &query, 0);
-    if ((size_t)snprintf(target, sizeof target, "%s%s%s", path, query ? "?" : "",
-                         query ? query : "") >= sizeof target ||
-        (size_t)snprintf(hostport, sizeof hostport, "%s%s%s", host, port ? ":" : "",
-                         port ? port : "") >= sizeof hostport) {
-        diag_set(&why, 0, 0, "URL too long");
-        goto bad;
-    }
-    if (!(f->body = body_get(d, f->activity))) {
-        diag_set(&why, 0, 0, "the activity is gone");
-        goto bad;
-    }
     struct httpsig_sign_req r = {.method = "POST",
-                                 .target = target,
-                                 .host = hostport,
+                                 .target = f->target,
+                                 .host = f->hostport,
                                  .content_type = "application/activity+json",
                                  .body = f->body->data,
                                  .body_len = f->body->len,
-                                 .now = timefmt_now()};
-    if (httpsig_sign(d->key, d->key_id, &r, &out, &why) != HTTPSIG_OK)
-        goto bad;
+                                 .now = f->now};
+    f->sign_rc = httpsig_sign(f->key, key_id, &r, &f->out, &f->sign_why);
+}
+
+static void *signer(void *arg)
+{
+    struct ap_deliver *d = arg;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        while (!d->sig_queue && !d->sig_stop)
+            pthread_cond_wait(&d->cv, &d->mu);
+        if (d->sig_stop)
+            break;
+        struct flight *f = d->sig_queue;
+        d->sig_queue = f->qnext;
+        pthread_mutex_unlock(&d->mu);
+        sign_flight(f, d->key_id); /* key_id never changes */
+        pthread_mutex_lock(&d->mu);
+        f->qnext = d->sig_done;
+        d->sig_done = f;
+        uint64_t one = 1;
+        if (write(d->sig_efd, &one, sizeof one) < 0) { /* full: readable anyway */
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+/* Drops f from the flights (it has not reached curl). */
+static void unfly(struct ap_deliver *d, struct flight *f)
+{
+    for (size_t i = 0; i < d->nfl; i++)
+        if (d->fl[i] == f) {
+            d->fl[i] = d->fl[--d->nfl];
+            return;
+        }
+}
+
+/* A signed f to curl; its outcome is written when it cannot start. */
+static void launch(struct ap_deliver *d, struct flight *f)
+{
     char ua[512];
+    if (f->sign_rc != HTTPSIG_OK) {
+        unfly(d, f);
+        finish(d, f, 0, f->sign_why.msg);
+        return;
+    }
     snprintf(ua, sizeof ua, "User-Agent: nashra/%s (+%s)", NASHRA_VERSION, d->cfg->site.url);
-    for (size_t i = 0; i < out.n; i++)
-        if (!(f->hdrs = curl_slist_append(f->hdrs, out.line[i])))
+    for (size_t i = 0; i < f->out.n; i++)
+        if (!(f->hdrs = curl_slist_append(f->hdrs, f->out.line[i])))
             goto oom;
     if (!(f->hdrs = curl_slist_append(f->hdrs, ua)) ||
         !(f->hdrs = curl_slist_append(f->hdrs, "Accept: application/activity+json")) ||
@@ -536,20 +600,95 @@ static int start(struct ap_deliver *d, struct ap_delivery *dl)
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     if (curl_multi_add_handle(d->multi, c) != CURLM_OK)
         goto oom;
-    d->fl[d->nfl++] = f;
-    rc = 0;
-    goto out;
+    return;
 oom:
-    diag_set(&why, 0, 0, "out of memory");
-    /* a local failure: tried again later */
-    finish(d, f, -1, why.msg);
-    f = NULL;
+    if (f->easy) {
+        curl_easy_cleanup(f->easy);
+        f->easy = NULL;
+    }
+    unfly(d, f);
+    finish(d, f, -1, "out of memory"); /* a local failure: tried again later */
+}
+
+/* Signed flights back from the signers. */
+static void on_signed(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct ap_deliver *d = arg;
+    uint64_t n;
+    (void)l;
+    (void)events;
+    if (read(fd, &n, sizeof n) < 0)
+        return;
+    pthread_mutex_lock(&d->mu);
+    struct flight *done = d->sig_done;
+    d->sig_done = NULL;
+    pthread_mutex_unlock(&d->mu);
+    while (done) {
+        struct flight *f = done;
+        done = f->qnext;
+        launch(d, f);
+    }
+    pump(d);
+}
+
+/* Prepares one request and has it signed (by a signer, or here); -1 when it
+ * could not start (the delivery has its outcome then). */
+static int start(struct ap_deliver *d, struct ap_delivery *dl)
+{
+    struct flight *f = calloc(1, sizeof *f);
+    if (!f) {
+        free(dl->inbox);
+        return -1;
+    }
+    f->activity = dl->activity;
+    f->inbox = dl->inbox;
+    f->attempts = dl->attempts;
+    f->created = dl->created;
+    f->allow_loopback = d->cfg->activitypub.allow_insecure_loopback;
+    struct diag why = {0};
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL, *path = NULL, *query = NULL;
+    int rc = -1;
+    if (ap_fetch_url_ok(f->inbox, f->allow_loopback, &why) < 0)
+        goto bad;
+    if (!u || curl_url_set(u, CURLUPART_URL, f->inbox, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+        diag_set(&why, 0, 0, "not a URL");
+        goto bad;
+    }
+    curl_url_get(u, CURLUPART_PORT, &port, 0);
+    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    if ((size_t)snprintf(f->target, sizeof f->target, "%s%s%s", path, query ? "?" : "",
+                         query ? query : "") >= sizeof f->target ||
+        (size_t)snprintf(f->hostport, sizeof f->hostport, "%s%s%s", host, port ? ":" : "",
+                         port ? port : "") >= sizeof f->hostport) {
+        diag_set(&why, 0, 0, "URL too long");
+        goto bad;
+    }
+    if (!(f->body = body_get(d, f->activity))) {
+        diag_set(&why, 0, 0, "the activity is gone");
+        goto bad;
+    }
+    EVP_PKEY_up_ref(d->key);
+    f->key = d->key;
+    f->now = timefmt_now();
+    d->fl[d->nfl++] = f; /* counts as in flight from now on */
+    rc = 0;
+    if (d->nsigners) {
+        pthread_mutex_lock(&d->mu);
+        f->qnext = d->sig_queue;
+        d->sig_queue = f; /* order does not matter */
+        pthread_cond_signal(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+    } else {
+        sign_flight(f, d->key_id);
+        launch(d, f);
+    }
     goto out;
 bad:
     finish(d, f, 0, why.msg);
-    f = NULL;
 out:
-    httpsig_out_free(&out);
     curl_free(host);
     curl_free(port);
     curl_free(path);

@@ -22,6 +22,7 @@
 #include "../lib/diag.h"
 #include "../store/store.h"
 
+#define AP_DELIVER_SIGNERS     2                     /* threads that sign requests */
 #define AP_DELIVER_CONCURRENCY 16                    /* requests in flight */
 #define AP_DELIVER_GIVE_UP     (2 * 24 * 3600)       /* seconds after the activity was made */
 #define AP_BACKOFF_ENV         "NASHRA_AP_BACKOFF_S" /* tests: first retry delay, 1 to 3600 */
