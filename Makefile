@@ -72,6 +72,7 @@ POSTS_SRCS := \
 	posts/post_scan.c
 
 STORE_SRCS := \
+	store/ap_store.c \
 	store/mail_store.c \
 	store/store.c
 
@@ -103,9 +104,12 @@ FEEDS_SRCS := \
 	feeds/feed_rss.c
 
 DAEMON_SRCS := \
+	daemon/ap_deliver.c \
 	daemon/ap_http.c \
+	daemon/ap_inbox.c \
 	daemon/cmd_build.c \
 	daemon/cmd_confirm.c \
+	daemon/cmd_keys.c \
 	daemon/cmd_mail.c \
 	daemon/cmd_subscribers.c \
 	daemon/http.c \
@@ -125,7 +129,8 @@ CORE_SRCS := $(LIB_SRCS) $(CONFIG_SRCS) $(POSTS_SRCS) $(STORE_SRCS) $(FEEDS_SRCS
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 
 # Unit tests (cmocka): one file a module, each linked with the objects it needs.
-UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig ap_fetch dkim compose dsn ratelimit tokens
+UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig ap_fetch dkim compose dsn ratelimit tokens \
+              ap_store
 test_buf_OBJS       := lib/buf.o
 test_text_OBJS      := lib/text.o lib/buf.o
 test_timefmt_OBJS   := lib/timefmt.o
@@ -158,6 +163,9 @@ test_compose_OBJS   := mail/compose.o mail/newsletter.o mail/html2text.o mail/mi
 test_dsn_OBJS       := mail/dsn.o
 test_ratelimit_OBJS := lib/ratelimit.o
 test_tokens_OBJS    := mail/newsletter.o config/config.o lib/yaml_tree.o lib/mustache.o lib/buf.o lib/diag.o lib/fileio.o lib/text.o \
+                       lib/timefmt.o
+test_ap_store_OBJS  := store/ap_store.o store/store.o posts/post_read.o posts/post_md.o config/config.o \
+                       lib/yaml_tree.o lib/buf.o lib/diag.o lib/fileio.o lib/log.o lib/text.o \
                        lib/timefmt.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
@@ -234,6 +242,7 @@ bench: deps
 	$(PYTHON) tests/bench/run.py
 	$(PYTHON) tests/bench/serve.py
 	$(PYTHON) tests/bench/mail.py
+	$(PYTHON) tests/bench/ap.py
 
 # The soak and load run of RELIABILITY.md: SOAK_SECONDS (default 600).
 SOAK_SECONDS ?= 600

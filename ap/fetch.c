@@ -212,7 +212,16 @@ struct hop {
     int too_big;      /* the write callback aborted on the cap */
     int addr_refused; /* the open-socket callback refused an address */
     char refused[64]; /* that address, for the diag */
+    const atomic_int *cancel;
 };
+
+/* Called by curl at least once a second: a cancel ends the transfer. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    const struct hop *h = ud;
+    (void)dt, (void)dn, (void)ut, (void)un;
+    return h->cancel && atomic_load(h->cancel) ? 1 : 0;
+}
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 {
@@ -297,7 +306,8 @@ static int fetch_hop(const struct ap_fetch_opts *o, const char *url, struct curl
 {
     struct hop h = {.body = body,
                     .max_body = o->max_body ? o->max_body : AP_FETCH_MAX_BODY,
-                    .allow_loopback = o->allow_insecure_loopback};
+                    .allow_loopback = o->allow_insecure_loopback,
+                    .cancel = o->cancel};
     CURL *c = curl_easy_init();
     CURLcode cc;
     char *loc = NULL;
@@ -317,6 +327,11 @@ static int fetch_hop(const struct ap_fetch_opts *o, const char *url, struct curl
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &h);
+    if (o->cancel) {
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, &h);
+    }
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &h);
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h.max_body);

@@ -30,6 +30,8 @@
 #ifndef NASHRA_AP_FETCH_H
 #define NASHRA_AP_FETCH_H
 
+#include <stdatomic.h>
+
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -61,6 +63,8 @@ struct ap_fetch_opts {
     const char *version;         /* for the User-Agent; NULL: "0" */
     const char *site_url;        /* for the User-Agent; NULL: left out */
     const char *ca_file;         /* trusted CAs; NULL: the system's */
+    const atomic_int *cancel;    /* NULL, or set non-zero (by another thread) to give up:
+                                    the transfer ends with AP_FETCH_E_NET within ~1 s */
 };
 
 /*

@@ -17,6 +17,7 @@ int cmd_subscribers(int argc, char **argv);
 int cmd_preview(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 
 /* Shared by the subcommands: -c FILE, -v, -q, --help. */
 struct cmd_opts {

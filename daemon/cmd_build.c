@@ -8,13 +8,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "../ap/docs.h"
+#include "../ap/httpsig.h"
 #include "../feeds/feeds.h"
+#include "../lib/fileio.h"
 #include "../lib/log.h"
 #include "../lib/timefmt.h"
 #include "../mail/newsletter.h"
 #include "../mail/sender.h"
 #include "../store/store.h"
+#include "ap_deliver.h"
 #include "cmd.h"
+#include "loop.h"
 #include "publish.h"
 
 #define DELIVER_TIMEOUT_MS (6 * 3600 * 1000LL) /* build --deliver gives up after this */
@@ -28,7 +33,7 @@ static const char build_usage[] =
     "are published.\n"
     "\n"
     "  -c FILE    configuration (default ./nashra.yaml)\n"
-    "  --deliver  then send the newsletters due, to the end\n"
+    "  --deliver  then send the newsletters and ActivityPub deliveries due, to the end\n"
     "  -v         more log lines (debug)\n"
     "  -q         only warnings and errors\n"
     "  --help     this text\n";
@@ -145,6 +150,37 @@ static long ms_since(const struct timespec *t0)
     return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
+/* build --deliver: the ActivityPub deliveries due now, to the end, with the
+ * actor's key (made if absent, as the daemon does). */
+static int deliver_ap(const struct config *cfg, struct store *st)
+{
+    struct diag d = {0};
+    char *keyfile = path_join(cfg->state.dir, "actor.pem"), *key_id = NULL;
+    int created = 0, rc = -1;
+    EVP_PKEY *key = keyfile ? httpsig_key_load_or_create(keyfile, &created, &d) : NULL;
+    struct loop *l = loop_new();
+    struct ap_deliver *ad = NULL;
+    if (key && l && asprintf(&key_id, "%s" AP_PATH_ACTOR AP_KEY_FRAGMENT, cfg->site.url) > 0)
+        ad = ap_deliver_new(cfg, st, l, key, key_id, &d);
+    if (!ad) {
+        diag_print(stderr, "activitypub", &d);
+    } else {
+        struct ap_deliver_stats as;
+        rc = ap_deliver_drain(ad, DELIVER_TIMEOUT_MS);
+        ap_deliver_stats(ad, &as);
+        log_event(rc ? LOG_ERROR : LOG_INFO, "deliver",
+                  "activitypub=1 sent=%llu failed=%llu retry_later=%llu result=%s",
+                  (unsigned long long)as.sent, (unsigned long long)as.failed,
+                  (unsigned long long)as.retried, rc ? "timeout" : "done");
+    }
+    ap_deliver_free(ad);
+    loop_free(l);
+    EVP_PKEY_free(key);
+    free(key_id);
+    free(keyfile);
+    return rc;
+}
+
 int cmd_build(int argc, char **argv)
 {
     struct cmd_opts o;
@@ -194,6 +230,8 @@ int cmd_build(int argc, char **argv)
             sender_free(snd);
         }
     }
+    if (o.deliver && cfg->activitypub.enabled && deliver_ap(cfg, st) < 0)
+        rc = 1;
 out:
     store_close(st);
     html_templates_free(tpl);

@@ -19,6 +19,7 @@
 #include "../mail/mime.h"
 #include "../mail/newsletter.h"
 #include "../mail/transport.h"
+#include "../store/ap_store.h"
 #include "../store/mail_store.h"
 #include "../store/store.h"
 #include "cmd.h"
@@ -55,7 +56,8 @@ static const char send_usage[] =
 static const char status_usage[] =
     "usage: nashra status [-c FILE]\n"
     "\n"
-    "Posts, subscribers of each list, and every issue's progress\n"
+    "Posts, followers and ActivityPub deliveries pending, subscribers of each\n"
+    "list, and every issue's progress\n"
     "(sent/total, failed, retrying). Reads the state; changes nothing.\n"
     "\n"
     "  -c FILE   configuration (default ./nashra.yaml)\n"
@@ -395,6 +397,13 @@ int cmd_status(int argc, char **argv)
         return 1;
     }
     printf("posts published: %lld\n", (long long)store_count_published(st));
+    struct ap_store *as = ap_store_new(st);
+    if (as) {
+        printf("followers: %lld (%lld inboxes)\n", (long long)ap_followers_count(as),
+               (long long)ap_followers_inboxes(as));
+        printf("activitypub deliveries pending: %lld\n", (long long)ap_pending_count(as));
+    }
+    ap_store_free(as);
     for (size_t i = 0; i < cfg->nlists; i++) {
         const char *id = cfg->lists[i].id;
         printf("list %s: %lld active, %lld pending, %lld unsubscribed, %lld bounced\n", id,

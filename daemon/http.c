@@ -373,6 +373,8 @@ static struct http_ctx *http_ctx_new(struct http_server *srv, struct MHD_Connect
 
 static void http_ctx_free(struct http_ctx *c)
 {
+    if (c->resumed)
+        http_response_free(&c->pending);
     while (c->qvals) {
         struct http_qval *q = c->qvals;
         c->qvals = q->next;
@@ -418,6 +420,8 @@ static enum MHD_Result http_answer(struct http_ctx *c)
         if (v == HTTP_DONE)
             return http_queue_rs(c, &rs);
         http_response_free(&rs);
+        if (v == HTTP_SUSPEND && c->suspended)
+            return MHD_YES;
         if (v != HTTP_NEXT) {
             log_event(LOG_ERROR, "http", "method=%s path=%s route=%s result=handler_error",
                       log_quote(c->rq.method), log_quote(c->path), log_quote(r->prefix));
@@ -487,8 +491,59 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     }
     if (c->answered)
         return MHD_YES;
+    if (c->resumed) { /* http_resume gave the answer */
+        c->resumed = 0;
+        return http_queue_rs(c, &c->pending);
+    }
+    if (c->suspended)
+        return MHD_YES;
     http_deadline_clear(c->hc);
     return http_answer(c);
+}
+
+/* ---- answering later ---------------------------------------------------------- */
+
+struct http_ticket *http_suspend(const struct http_request *rq)
+{
+    struct http_ctx *c = rq->priv;
+    if (c->suspended)
+        return NULL;
+    c->suspended = 1;
+    c->snext = c->srv->suspended;
+    c->sprev = NULL;
+    if (c->snext)
+        c->snext->sprev = c;
+    c->srv->suspended = c;
+    MHD_suspend_connection(c->conn);
+    return (struct http_ticket *)c;
+}
+
+void http_resume(struct http_ticket *t, struct http_response *rs)
+{
+    struct http_ctx *c = (struct http_ctx *)t;
+    if (!c || !c->suspended)
+        return;
+    if (c->sprev)
+        c->sprev->snext = c->snext;
+    else
+        c->srv->suspended = c->snext;
+    if (c->snext)
+        c->snext->sprev = c->sprev;
+    c->suspended = 0;
+    c->pending = *rs; /* taken over */
+    http_response_init(rs);
+    c->resumed = 1;
+    MHD_resume_connection(c->conn);
+}
+
+void http_response_prepare(struct http_response *rs)
+{
+    http_response_init(rs);
+}
+
+void http_response_release(struct http_response *rs)
+{
+    http_response_free(rs);
 }
 
 static const char *http_term_name(enum MHD_RequestTerminationCode toe)
@@ -678,7 +733,8 @@ static void http_opts_defaults(struct http_opts *o, const struct http_opts *in)
 
 static struct MHD_Daemon *http_mhd_start(struct http_server *srv, int fd, int v6)
 {
-    unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+                     (v6 ? MHD_USE_IPv6 : 0);
     unsigned per_ip = srv->o.max_per_ip == HTTP_NO_LIMIT ? 0 : srv->o.max_per_ip;
     return MHD_start_daemon(
         flags, 0, NULL, NULL, http_access, srv, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv,
@@ -750,8 +806,19 @@ void http_stop(struct http_server *srv)
 {
     if (!srv)
         return;
-    if (srv->d)
+    /* MHD may not stop with suspended connections: they are answered 503. */
+    while (srv->suspended) {
+        struct http_response rs;
+        http_response_init(&rs);
+        rs.status = 503;
+        if (buf_puts(&rs.body, "shutting down\n") < 0)
+            rs.body.len = 0;
+        http_resume((struct http_ticket *)srv->suspended, &rs);
+    }
+    if (srv->d) {
+        MHD_run(srv->d);
         MHD_stop_daemon(srv->d);
+    }
     for (size_t i = 0; i < srv->nroutes; i++) {
         free(srv->routes[i].prefix);
         free(srv->routes[i].method);

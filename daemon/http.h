@@ -112,9 +112,10 @@ __attribute__((warn_unused_result)) int http_response_text(struct http_response 
                                                            const char *text);
 
 enum http_verdict {
-    HTTP_ERROR = -1, /* the server answers 500 */
-    HTTP_DONE = 0,   /* rs is the answer */
-    HTTP_NEXT = 1    /* not mine: try the next route, then the static files */
+    HTTP_ERROR = -1,  /* the server answers 500 */
+    HTTP_DONE = 0,    /* rs is the answer */
+    HTTP_NEXT = 1,    /* not mine: try the next route, then the static files */
+    HTTP_SUSPEND = 2, /* answered later: the handler called http_suspend() (rs is dropped) */
 };
 
 typedef enum http_verdict (*http_handler_fn)(const struct http_request *rq,
@@ -137,6 +138,25 @@ __attribute__((warn_unused_result)) int http_route_capped(struct http_server *sr
                                                           const char *method,
                                                           const char *path_prefix, size_t body_max,
                                                           http_handler_fn fn, void *arg);
+
+/*
+ * Answering later (work that must not block the loop, such as a remote
+ * fetch): the handler calls http_suspend(rq), keeps the ticket and returns
+ * HTTP_SUSPEND. The connection waits (no timeout runs meanwhile) and rq with
+ * every string it points to stays valid until the handler calls
+ * http_resume(ticket, rs) with the answer, exactly once, on the loop's
+ * thread; rs's body and headers are taken over (rs is left empty). A
+ * ticket still held when http_stop() runs is answered 503 there and must
+ * not be used after. NULL when out of memory (answer at once then).
+ */
+struct http_ticket;
+struct http_ticket *http_suspend(const struct http_request *rq);
+void http_resume(struct http_ticket *t, struct http_response *rs);
+
+/* A response ready for http_resume (status 200, empty body, like a
+ * handler's). Free with http_response_release if never resumed. */
+void http_response_prepare(struct http_response *rs);
+void http_response_release(struct http_response *rs);
 
 /*
  * /metrics: fn appends the daemon's metrics (Prometheus text format 0.0.4)

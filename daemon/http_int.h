@@ -58,6 +58,10 @@ struct http_ctx {
     int status;
     uint64_t bytes; /* body bytes of the response */
     int64_t t0_ms;
+    int suspended;                  /* http_suspend: waiting for http_resume */
+    int resumed;                    /* pending holds the answer */
+    struct http_response pending;   /* from http_resume */
+    struct http_ctx *sprev, *snext; /* in srv's list of suspended requests */
 };
 
 struct http_server {
@@ -69,6 +73,7 @@ struct http_server {
     struct http_route_ent *routes; /* longest prefix first */
     size_t nroutes;
     struct http_conn *dl_head, *dl_tail; /* connections with a deadline */
+    struct http_ctx *suspended;          /* requests waiting for http_resume */
     int (*metrics_fn)(void *arg, struct buf *out);
     void *metrics_arg;
     /* counters for /metrics */

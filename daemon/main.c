@@ -21,7 +21,8 @@ static const char usage[] =
     "  preview      a list's newsletter for a post, as .eml or .html\n"
     "  send         queue a list's issue of a post now, or a test send (--to)\n"
     "  subscribers  add, remove, list, import or export a list's subscribers\n"
-    "  status       posts, subscribers, and every issue's progress\n"
+    "  status       posts, followers, subscribers, and every issue's progress\n"
+    "  keys         the ActivityPub actor's key; --rotate makes a new one\n"
     "\n"
     "`nashra COMMAND --help` tells more. See nashra(1) and nashra.yaml(5).\n";
 
@@ -32,7 +33,7 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {{"build", cmd_build},     {"check", cmd_check}, {"serve", cmd_serve},
                 {"preview", cmd_preview}, {"send", cmd_send},   {"subscribers", cmd_subscribers},
-                {"status", cmd_status}};
+                {"status", cmd_status},   {"keys", cmd_keys}};
 
     /* Output never depends on the locale: C for everything we format. */
     setlocale(LC_ALL, "C");

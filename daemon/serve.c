@@ -41,6 +41,7 @@
 #include "../mail/newsletter.h"
 #include "../mail/sender.h"
 #include "../store/store.h"
+#include "ap_deliver.h"
 #include "ap_http.h"
 #include "cmd.h"
 #include "http.h"
@@ -106,6 +107,7 @@ struct serve {
     struct bounces *bounces; /* mail.bounces.maildir's reader: NULL without it or lists */
     struct subs_http *subs;  /* /subscribe, /confirm, /unsubscribe */
     struct ap_http *ap;      /* the actor's routes: NULL when activitypub.enabled is false */
+    struct ap_deliver *apd;  /* ActivityPub deliveries: NULL when activitypub.enabled is false */
     /* for /metrics */
     struct publish_stats last;
     int64_t last_publish; /* unix seconds of the last good pass, 0 if none */
@@ -228,6 +230,11 @@ static int serve_mail(struct serve *s)
 {
     struct diag d = {0};
     s->nconsumers = 0;
+    if (s->apd)
+        s->consumers[s->nconsumers++] =
+            (struct consumer){"activitypub", ap_deliver_announced, ap_deliver_tick, s->apd};
+    if (s->apd)
+        ap_deliver_announced(s->apd, 0); /* what was announced while we were down */
     sender_free(s->sender);
     s->sender = NULL;
     bounces_free(s->bounces);
@@ -291,6 +298,7 @@ static void serve_reload(struct serve *s)
     s->tpl = tpl;
     http_set_root(s->http, cfg->output.dir);
     ap_http_config(s->ap, cfg);
+    ap_deliver_config(s->apd, cfg);
     serve_mail(s); /* messages in flight stay pending: sent again */
     if (subs_http_config(s->subs, cfg, &d) < 0)
         log_event(LOG_ERROR, "reload", "subscriptions=%s", log_quote(d.msg));
@@ -379,6 +387,30 @@ static void on_http(struct loop *l, int fd, uint32_t events, void *arg)
         log_event(LOG_ERROR, "http", "error=%s", log_quote(strerror(errno)));
 }
 
+/* state.dir changed: actor.pem may be a new key (`nashra keys --rotate`). */
+static void on_keyfile(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct serve *s = arg;
+    (void)l;
+    (void)fd;
+    (void)events;
+    if (ap_http_key_refresh(s->ap)) {
+        const char *key_id;
+        ap_deliver_set_key(s->apd, ap_http_key(s->ap, &key_id));
+        ap_deliver_kick(s->apd); /* the actor's Update it queued */
+    }
+}
+
+/* The inbox's fetches are done: its requests are answered. */
+static void on_inbox(struct loop *l, int fd, uint32_t events, void *arg)
+{
+    struct serve *s = arg;
+    (void)l;
+    (void)fd;
+    (void)events;
+    ap_http_inbox_done(s->ap);
+}
+
 static int mail_metrics(const struct serve *s, struct buf *out)
 {
     struct sender_stats st = {0};
@@ -400,6 +432,46 @@ static int mail_metrics(const struct serve *s, struct buf *out)
         "nashra_mail_inflight %zu\n",
         (unsigned long long)st.sent, (unsigned long long)st.failed, (unsigned long long)st.retried,
         st.inflight);
+}
+
+static int ap_metrics(const struct serve *s, struct buf *out)
+{
+    struct ap_deliver_stats st;
+    unsigned long acc = 0, ref = 0;
+    ap_deliver_stats(s->apd, &st);
+    ap_http_inbox_stats(s->ap, &acc, &ref);
+    return buf_printf(
+        out,
+        "# HELP nashra_ap_deliveries_sent_total ActivityPub deliveries an inbox accepted.\n"
+        "# TYPE nashra_ap_deliveries_sent_total counter\n"
+        "nashra_ap_deliveries_sent_total %llu\n"
+        "# HELP nashra_ap_deliveries_failed_total ActivityPub deliveries given up on.\n"
+        "# TYPE nashra_ap_deliveries_failed_total counter\n"
+        "nashra_ap_deliveries_failed_total %llu\n"
+        "# HELP nashra_ap_deliveries_retries_total ActivityPub deliveries put back for later.\n"
+        "# TYPE nashra_ap_deliveries_retries_total counter\n"
+        "nashra_ap_deliveries_retries_total %llu\n"
+        "# HELP nashra_ap_deliveries_inflight ActivityPub requests in flight.\n"
+        "# TYPE nashra_ap_deliveries_inflight gauge\n"
+        "nashra_ap_deliveries_inflight %zu\n"
+        "# HELP nashra_ap_activities_total Activities queued for the followers.\n"
+        "# TYPE nashra_ap_activities_total counter\n"
+        "nashra_ap_activities_total %llu\n"
+        "# HELP nashra_ap_inbox_accepted_total Inbox POSTs accepted.\n"
+        "# TYPE nashra_ap_inbox_accepted_total counter\n"
+        "nashra_ap_inbox_accepted_total %lu\n"
+        "# HELP nashra_ap_inbox_refused_total Inbox POSTs refused (signature).\n"
+        "# TYPE nashra_ap_inbox_refused_total counter\n"
+        "nashra_ap_inbox_refused_total %lu\n"
+        "# HELP nashra_ap_followers Followers of the actor.\n"
+        "# TYPE nashra_ap_followers gauge\n"
+        "nashra_ap_followers %lld\n"
+        "# HELP nashra_ap_deliveries_pending ActivityPub deliveries waiting (pending or retry).\n"
+        "# TYPE nashra_ap_deliveries_pending gauge\n"
+        "nashra_ap_deliveries_pending %lld\n",
+        (unsigned long long)st.sent, (unsigned long long)st.failed, (unsigned long long)st.retried,
+        st.inflight, (unsigned long long)st.activities, acc, ref, (long long)st.followers,
+        (long long)st.pending);
 }
 
 /* The daemon's part of /metrics (the server adds its own). */
@@ -429,7 +501,8 @@ static int serve_metrics(void *arg, struct buf *out)
                       s->last.published, s->last.rejected, s->passes, s->pass_failures,
                       (long long)s->last_publish, (long long)s->next_due) < 0
                ? -1
-               : mail_metrics(s, out);
+           : mail_metrics(s, out) < 0 || (s->apd && ap_metrics(s, out) < 0) ? -1
+                                                                            : 0;
 }
 
 static int serve_signals(struct serve *s)
@@ -485,6 +558,21 @@ static int serve_start(struct serve *s)
         log_event(LOG_ERROR, "start", "subscriptions=%s", log_quote(d.msg));
         return 1;
     }
+    if (s->ap) {
+        const char *key_id;
+        EVP_PKEY *key = ap_http_key(s->ap, &key_id);
+        if (!(s->apd = ap_deliver_new(s->cfg, s->st, s->loop, key, key_id, &d))) {
+            log_event(LOG_ERROR, "start", "activitypub=%s", log_quote(d.msg));
+            return 1;
+        }
+        ap_http_on_queued(s->ap, ap_deliver_kick, s->apd);
+        if ((ap_http_key_fd(s->ap) >= 0 &&
+             loop_add(s->loop, ap_http_key_fd(s->ap), EPOLLIN, on_keyfile, s) < 0) ||
+            loop_add(s->loop, ap_http_inbox_fd(s->ap), EPOLLIN, on_inbox, s) < 0) {
+            log_event(LOG_ERROR, "start", "error=%s", log_quote(strerror(errno)));
+            return 1;
+        }
+    }
     if (loop_add(s->loop, watch_fd(s->watch), EPOLLIN, on_watch, s) < 0 ||
         loop_add(s->loop, s->sigfd, EPOLLIN, on_signal, s) < 0 ||
         loop_add(s->loop, http_fd(s->http), EPOLLIN, on_http, s) < 0) {
@@ -519,8 +607,10 @@ int cmd_serve(int argc, char **argv)
         log_event(LOG_INFO, "stop", "result=clean");
     sender_free(s.sender);
     bounces_free(s.bounces);
+    ap_http_stop(s.ap); /* before http_stop: it answers the requests they held */
     http_stop(s.http);
     subs_http_free(s.subs); /* after the server: its routes point at it */
+    ap_deliver_free(s.apd);
     ap_http_free(s.ap);
     watch_free(s.watch);
     loop_free(s.loop);

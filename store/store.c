@@ -172,6 +172,27 @@ static const char *const migrations[] = {
      * row that is done leaves it and it stays the size of the queue. */
     "CREATE INDEX deliveries_queue ON deliveries(state, next_try)"
     "  WHERE state IN ('pending', 'retry');",
+    /* 3: ActivityPub (SPEC §7, store/ap_store.c): followers, the cache of
+     * remote keys, and the delivery queue: one activity body, one row per
+     * (activity, target inbox). The consumer's cursor is a meta row. */
+    "CREATE TABLE ap_followers("
+    "  actor TEXT PRIMARY KEY, inbox TEXT NOT NULL, shared_inbox TEXT,"
+    "  created INTEGER NOT NULL);"
+    "CREATE INDEX ap_followers_inbox ON ap_followers(inbox);"
+    "CREATE INDEX ap_followers_shared ON ap_followers(shared_inbox);"
+    "CREATE TABLE ap_keys("
+    "  key_id TEXT PRIMARY KEY, owner TEXT NOT NULL, pem TEXT NOT NULL,"
+    "  fetched_at INTEGER NOT NULL);"
+    "CREATE TABLE ap_activities("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE ap_deliveries("
+    "  activity INTEGER NOT NULL REFERENCES ap_activities(id), inbox TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'retry', 'failed')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL DEFAULT 0,"
+    "  code INTEGER, error TEXT, done_at INTEGER,"
+    "  PRIMARY KEY (activity, inbox)) WITHOUT ROWID;"
+    "CREATE INDEX ap_deliveries_queue ON ap_deliveries(state, next_try)"
+    "  WHERE state IN ('pending', 'retry');",
 };
 
 struct store {

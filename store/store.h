@@ -18,7 +18,7 @@
 #include "../lib/diag.h"
 #include "../posts/post.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 

@@ -26,4 +26,4 @@ if [ -z "${NASHRA:-}" ]; then
     NASHRA="$out/nashra"
 fi
 export NASHRA NASHRA_VALGRIND=1
-exec /usr/bin/python3 "$here/run.py" ValgrindServeTest
+exec /usr/bin/python3 "$here/run.py" ValgrindServeTest ValgrindApTest

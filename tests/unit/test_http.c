@@ -500,6 +500,87 @@ static void test_route(void **state)
     assert_int_equal(hits, 1);
 }
 
+/* Answering later: http_suspend in the handler, http_resume from outside. */
+static struct http_ticket *ticket;
+static const struct http_request *held;
+
+static enum http_verdict later(const struct http_request *rq, struct http_response *rs, void *arg)
+{
+    (void)rs;
+    (void)arg;
+    held = rq;
+    ticket = http_suspend(rq);
+    return ticket ? HTTP_SUSPEND : HTTP_ERROR;
+}
+
+static void test_suspend_resume(void **state)
+{
+    (void)state;
+    assert_int_equal(http_route(srv, "POST", "/later", later, NULL), 0);
+    const char req[] = "POST /later HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                       "Content-Length: 5\r\n\r\nhello";
+    int fd = connect_srv();
+    struct buf r;
+    buf_init(&r, 1 << 20);
+    ticket = NULL;
+    int64_t end = now_ms() + 5000;
+    size_t sent = 0;
+    while (!ticket && now_ms() < end) {
+        pump(10);
+        ssize_t n = sent < sizeof req - 1 ? send(fd, req + sent, sizeof req - 1 - sent, 0) : 0;
+        if (n > 0)
+            sent += (size_t)n;
+    }
+    assert_non_null(ticket);
+    for (int i = 0; i < 10; i++) /* nothing is answered while it waits */
+        pump(10);
+    assert_int_equal(drain(fd, &r), 0);
+    assert_int_equal(r.len, 0);
+    /* the request is still whole */
+    assert_string_equal(held->path, "/later");
+    assert_string_equal(held->body, "hello");
+    struct http_response rs;
+    http_response_prepare(&rs);
+    rs.status = 202;
+    assert_int_equal(buf_puts(&rs.body, "later"), 0);
+    assert_int_equal(http_response_header(&rs, "X-Later", "1"), 0);
+    http_resume(ticket, &rs);
+    http_response_release(&rs); /* emptied by http_resume */
+    end = now_ms() + 5000;
+    while (now_ms() < end) {
+        pump(10);
+        if (drain(fd, &r))
+            break;
+    }
+    close(fd);
+    assert_int_equal(status_of(&r), 202);
+    assert_string_equal(header_of(&r, "X-Later"), "1");
+    assert_string_equal(body_of(&r), "later");
+    buf_free(&r);
+
+    /* one still waiting when the server stops is answered 503 */
+    fd = connect_srv();
+    buf_init(&r, 1 << 20);
+    ticket = NULL;
+    sent = 0;
+    end = now_ms() + 5000;
+    while (!ticket && now_ms() < end) {
+        pump(10);
+        ssize_t n = sent < sizeof req - 1 ? send(fd, req + sent, sizeof req - 1 - sent, 0) : 0;
+        if (n > 0)
+            sent += (size_t)n;
+    }
+    assert_non_null(ticket);
+    http_stop(srv);
+    srv = NULL;
+    end = now_ms() + 2000;
+    while (now_ms() < end && !drain(fd, &r))
+        usleep(10000);
+    close(fd);
+    assert_int_equal(status_of(&r), 503);
+    buf_free(&r);
+}
+
 static void test_route_body_cap(void **state)
 {
     (void)state;
@@ -1042,6 +1123,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_traversal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_method_not_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_suspend_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_body_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_order, setup, teardown),
         cmocka_unit_test(test_response_header_injection),
