@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -296,12 +297,52 @@ static int reply(struct http_response *rs, int status, const char *text)
     return http_response_text(rs, status, text);
 }
 
+/*
+ * Refusals are logged up to REFUSALS_LOGGED a second; past that they are
+ * counted and the count logged once the next second begins, so a flood of
+ * forged POSTs cannot flood the log (or the disk under it). Refusals happen
+ * on the loop's thread and on the fetch workers: under a lock.
+ */
+#define REFUSALS_LOGGED 10
+static pthread_mutex_t refusal_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t refusal_sec;
+static unsigned refusal_n;
+static unsigned long refusal_dropped;
+
+/* 1 if this refusal may be logged; *dropped: the count to report first. */
+static int refusal_loggable(unsigned long *dropped)
+{
+    int64_t now = timefmt_now();
+    int ok;
+    pthread_mutex_lock(&refusal_lock);
+    *dropped = 0;
+    if (now != refusal_sec) {
+        *dropped = refusal_dropped;
+        refusal_dropped = 0;
+        refusal_sec = now;
+        refusal_n = 0;
+    }
+    ok = refusal_n < REFUSALS_LOGGED;
+    if (ok)
+        refusal_n++;
+    else
+        refusal_dropped++;
+    pthread_mutex_unlock(&refusal_lock);
+    return ok;
+}
+
 static int refuse(struct ap_inbox_env *e, struct http_response *rs, const char *client,
                   const char *key_id, const char *why)
 {
+    unsigned long dropped;
     e->rejected++;
-    log_event(LOG_WARN, "inbox", "result=refused client=%s key=%s reason=%s", client,
-              log_quote(key_id ? key_id : ""), log_quote(why));
+    int ok = refusal_loggable(&dropped);
+    if (dropped)
+        log_event(LOG_WARN, "inbox", "result=refused not_logged=%lu note=more_than_%d_a_second",
+                  dropped, REFUSALS_LOGGED);
+    if (ok)
+        log_event(LOG_WARN, "inbox", "result=refused client=%s key=%s reason=%s", client,
+                  log_quote(key_id ? key_id : ""), log_quote(why));
     return reply(rs, 401, "signature refused");
 }
 

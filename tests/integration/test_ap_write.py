@@ -11,6 +11,7 @@ activitypub.allow_insecure_loopback."""
 
 import json
 import os
+import re
 import time
 import unittest
 from urllib.parse import quote, urlsplit
@@ -192,6 +193,27 @@ class ForgedTest(FederationCase):
         self.assertEqual(self.followers(), 1)
         time.sleep(0.5)
         self.assertEqual([r.type for r in self.fedi.received], ['Accept'])
+
+
+    def test_a_flood_of_forgeries_does_not_flood_the_log(self):
+        """401 to each, but at most 10 refusal lines a second, then a count."""
+        self.fedi.add_actor('mallory')
+        mid = self.fedi.actor_id('mallory')
+        follow = {'id': mid + '#f', 'type': 'Follow', 'actor': mid, 'object': ACTOR}
+        mark = len(self.d.log())
+        t0 = time.monotonic()
+        for _ in range(150):
+            status, _ = self.fedi.post('/ap/inbox', follow, key_id=False)
+            self.assertEqual(status, 401)
+        seconds = time.monotonic() - t0
+        time.sleep(1.2)  # the count is logged with the next refusal of a later second
+        self.fedi.post('/ap/inbox', follow, key_id=False)
+        log = self.d.log()[mark:]
+        lines = re.findall(r'event=inbox result=refused client=', log)
+        counted = sum(int(n) for n in re.findall(r'event=inbox result=refused not_logged=(\d+)',
+                                                 log))
+        self.assertLessEqual(len(lines), 10 * (int(seconds) + 3), log[-2000:])
+        self.assertEqual(len(lines) + counted, 151, log[-2000:])
 
 
 class SlowRemoteTest(FederationCase):

@@ -404,11 +404,12 @@ class ListsTest(MailCase):
         site = self.site(mail_config(srv.port, lists), posts=True)
         for addr, name in (('a1@example.org', 'علي'), ('a2@example.org', 'منى')):
             self.subscribers(site, 'add', 'activities', addr, name)
-        self.subscribers(site, 'add', 'activities', '--pending', 'pending@example.org')
         self.subscribers(site, 'add', 'activities', 'gone@example.org')
         self.subscribers(site, 'remove', 'activities', 'gone@example.org')
+        # states from the CSV (no --pending: no confirmation mail is sent)
         self.import_csv(site, 'activities', 'email,name,state\n'
                         'a3@example.org,سلمى,\n'
+                        'pending@example.org,,pending\n'
                         'left@example.org,غادر,unsubscribed\n'
                         'bounced@example.org,ارتد,bounced\n')
         self.subscribers(site, 'add', 'sports', 's1@example.org', 'رياضي')

@@ -153,7 +153,7 @@ def add_followers(db, n, inboxes, port):
     tests): n actors on `inboxes` shared inboxes of the sink."""
     con = sqlite3.connect(db)
     try:
-        cols = [r[1] for r in con.execute('PRAGMA table_info(followers)')]
+        cols = [r[1] for r in con.execute('PRAGMA table_info(ap_followers)')]
         if not cols:
             return False
         rows = []
@@ -166,8 +166,8 @@ def add_followers(db, n, inboxes, port):
         use = [c for c in cols if c in rows[0]]
         missing = [c for c in ('actor', 'inbox') if c not in use]
         if missing:
-            raise SystemExit('soak: followers table has no %s column: %s' % (missing, cols))
-        con.executemany('INSERT INTO followers(%s) VALUES (%s)' % (
+            raise SystemExit('soak: ap_followers table has no %s column: %s' % (missing, cols))
+        con.executemany('INSERT INTO ap_followers(%s) VALUES (%s)' % (
             ', '.join(use), ', '.join('?' * len(use))), [[r[c] for c in use] for r in rows])
         con.commit()
         return True
@@ -234,7 +234,7 @@ def main():
     followers = args.followers and add_followers(
         os.path.join(site, 'state', 'nashra.db'), args.followers, args.inboxes, inbox.port)
     if args.followers and not followers:
-        progress('no followers table in the state: ActivityPub delivery left out')
+        progress('no ap_followers table in the state: ActivityPub delivery left out')
 
     log_path = os.path.join(work, 'daemon.log')
     log = open(log_path, 'wb')
