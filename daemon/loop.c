@@ -9,7 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOOP_MAX_FDS 64
+/* The daemon watches about 10 fds of its own, plus curl's sockets (16
+ * deliveries at once, each with a resolver fd while it looks a name up):
+ * room to spare, and a full table is an error (ENOSPC), never a crash. */
+#define LOOP_MAX_FDS 256
 
 struct watch {
     int fd;
