@@ -212,7 +212,8 @@ static int fields_of(const struct newsletter_to *to, const char *token, json_t *
     *n = 3;
     if (!to->extra || !*to->extra || !strcmp(to->extra, "{}"))
         return 0;
-    if (!json_is_object(*obj = json_loads(to->extra, 0, &je)))
+    *obj = json_loads(to->extra, 0, &je); /* not inside json_is_object: it reads twice */
+    if (!json_is_object(*obj))
         return -1;
     const char *k;
     json_t *v;
