@@ -50,6 +50,7 @@ override LDLIBS += $(PKG_LIBS) -lm -lpthread
 # Infrastructure: each file stands alone (see ARCHITECTURE in README).
 LIB_SRCS := \
 	lib/buf.c \
+	lib/csv.c \
 	lib/diag.c \
 	lib/fileio.c \
 	lib/log.c \
