@@ -537,6 +537,8 @@ static int leave_span(MD_SPANTYPE type, void *detail, void *ud)
         out_s(r, "</code>");
         break;
     case MD_SPAN_A:
+        if (r->link_depth == 0) /* md4c 0.4.8 can close a link it never opened */
+            break;
         r->link_depth--;
         if (r->link_depth >= 32 || !r->link_dropped[r->link_depth])
             out_s(r, "</a>");
