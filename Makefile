@@ -7,6 +7,7 @@
 #   make test SANITIZE=1   the same under AddressSanitizer and UBSan
 #   make bench      benchmarks (tests/bench/), side by side with their peers
 #   make soak       the soak and load run (tests/soak/), SOAK_SECONDS=600
+#   make fuzz FUZZ_SECONDS=60   libFuzzer on every parser of outside input (tests/fuzz/)
 #   make lint       clang-format check
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -24,6 +25,7 @@ DEB_TEST  := python3 python3-feedparser python3-aiosmtpd libxml2-utils trang loc
              python3-dkim
 DEB_BENCH := hugo time postfix
 DEB_SOAK  := wrk postfix
+DEB_FUZZ  := clang libclang-rt-dev
 
 PKGS := yaml-0.1 libxml-2.0 md4c jansson sqlite3 libcrypto libmicrohttpd libetpan libcurl
 
@@ -33,7 +35,14 @@ CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP
 LDLIBS  =
 
-ifeq ($(SANITIZE),1)
+ifeq ($(FUZZ),1)
+# make fuzz: everything built by clang with libFuzzer's coverage, ASan and UBSan.
+CC      := clang
+override CFLAGS += -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+                   -fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=address,undefined
+BUILD   := build-fuzz
+else ifeq ($(SANITIZE),1)
 override CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 override LDFLAGS += -fsanitize=address,undefined
 BUILD   := build-san
@@ -52,6 +61,7 @@ override LDLIBS += $(PKG_LIBS) -lm -lpthread
 # Infrastructure: each file stands alone (see ARCHITECTURE in README).
 LIB_SRCS := \
 	lib/buf.c \
+	lib/csv.c \
 	lib/diag.c \
 	lib/fileio.c \
 	lib/log.c \
@@ -169,7 +179,14 @@ test_ap_store_OBJS  := store/ap_store.o store/store.o posts/post_read.o posts/po
                        lib/timefmt.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 
-.PHONY: nashra all deps deps-test run test unit integration valgrind bench soak lint format install clean check
+# Fuzz targets (tests/fuzz/fuzz_NAME.c), each linked with what it needs from
+# the core's archive: for libFuzzer (make fuzz) and, with replay_main.c, as a
+# replay of the seeds and the regression inputs (make test).
+FUZZ_TARGETS := post config mustache csv httpsig ap mime html2text yaml http_path timefmt
+FUZZ_SECONDS ?= 60
+
+.PHONY: nashra all deps deps-test run test unit integration valgrind bench soak lint format install \
+        clean check deps-fuzz fuzz fuzz-build fuzz-replay
 
 all: nashra
 
@@ -187,6 +204,18 @@ $(BUILD)/%.o: %.c
 .SECONDEXPANSION:
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o $$(addprefix $(BUILD)/,$$(test_%_OBJS))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/libnashra.a: $(CORE_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/libnashra.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+$(BUILD)/fuzz/replay_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_main.o $(BUILD)/libnashra.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # --- setup: install what is missing (as root, or through sudo) ---------------
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -211,6 +240,9 @@ deps-test: deps
 	  $(SUDO) localedef -i $${l%%.*} -c -f UTF-8 $$l 2>/dev/null || true; \
 	done
 
+deps-fuzz: deps
+	$(call apt_install,$(DEB_FUZZ))
+
 # --- run and test ------------------------------------------------------------
 run: deps
 	$(MAKE) nashra
@@ -218,7 +250,7 @@ run: deps
 	./nashra serve -c contrib/example/nashra.yaml
 
 test: deps-test
-	$(MAKE) unit integration
+	$(MAKE) unit fuzz-replay integration
 ifneq ($(SANITIZE),1)
 	$(MAKE) valgrind
 endif
@@ -230,6 +262,19 @@ valgrind:
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
+
+# Every fuzz target once on each of its seeds and regression inputs.
+fuzz-replay: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/replay_%)
+	@fail=0; for t in $(FUZZ_TARGETS); do \
+	  $(BUILD)/fuzz/replay_$$t $$(find tests/fuzz/seeds/$$t tests/fuzz/regress/$$t -type f 2>/dev/null | sort) || fail=1; \
+	done; exit $$fail
+
+# make fuzz FUZZ_SECONDS=N: each target N seconds, one after the other.
+fuzz: deps-fuzz
+	$(MAKE) FUZZ=1 fuzz-build
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 
 integration: $(BUILD)/nashra
 	NASHRA=$(CURDIR)/$(BUILD)/nashra $(PYTHON) tests/integration/run.py
@@ -253,10 +298,10 @@ soak: deps
 	$(PYTHON) tests/soak/soak.py --seconds $(SOAK_SECONDS)
 
 lint:
-	clang-format --dry-run --Werror $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c)
+	clang-format --dry-run --Werror $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c tests/fuzz/*.[ch])
 
 format:
-	clang-format -i $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c)
+	clang-format -i $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c tests/fuzz/*.[ch])
 
 check: test lint
 
@@ -269,6 +314,6 @@ install: nashra
 	install -m 0644 config/nashra.example.yaml $(DESTDIR)$(PREFIX)/share/doc/nashra/
 
 clean:
-	rm -rf build build-san nashra
+	rm -rf build build-san build-fuzz nashra
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "../lib/buf.h"
+#include "../lib/csv.h"
 #include "../lib/diag.h"
 #include "../lib/text.h"
 #include "../lib/timefmt.h"
@@ -35,9 +36,7 @@
 #include "../store/store.h"
 #include "cmd.h"
 
-#define CSV_RECORD_MAX (64 * 1024) /* bytes of one record, quotes and separators included */
-#define CSV_FIELDS_MAX 64
-#define IMPORT_BATCH   1000 /* rows a transaction */
+#define IMPORT_BATCH 1000 /* rows a transaction */
 
 static const char usage[] =
     "usage: nashra subscribers add    --list ID [--pending] EMAIL [NAME]\n"
@@ -267,187 +266,6 @@ static const char *printable(const char *s, size_t max, char *out, size_t outsz)
     }
     out[n] = '\0';
     return out;
-}
-
-/* ---- CSV reading (RFC 4180) ------------------------------------------------ */
-
-struct csv {
-    FILE *fp;
-    int line;       /* the physical line the reader is on, 1-based */
-    int start;      /* the line the last record began on */
-    struct buf rec; /* the last record: its fields, each ending with a NUL */
-    size_t off[CSV_FIELDS_MAX + 1];
-    int nfields;
-    int eof;
-    int back[3]; /* bytes read ahead and given back, last first */
-    int nback;
-};
-
-static int csv_getc(struct csv *c)
-{
-    return c->nback ? c->back[--c->nback] : getc(c->fp);
-}
-
-static void csv_ungetc(struct csv *c, int ch)
-{
-    if (ch != EOF && c->nback < 3)
-        c->back[c->nback++] = ch;
-}
-
-/* Drops a UTF-8 byte order mark at the start, as spreadsheets write one. */
-static void csv_skip_bom(struct csv *c)
-{
-    static const int bom[3] = {0xEF, 0xBB, 0xBF};
-    int got[3], n = 0;
-    while (n < 3 && (got[n] = csv_getc(c)) == bom[n])
-        n++;
-    if (n == 3)
-        return;
-    csv_ungetc(c, got[n]); /* not one: give back what was read, last first */
-    while (n > 0)
-        csv_ungetc(c, got[--n]);
-}
-
-/* Skips what is left of the current physical line. */
-static void csv_skip_line(struct csv *c)
-{
-    int ch;
-    while ((ch = csv_getc(c)) != EOF && ch != '\n')
-        ;
-    if (ch == EOF)
-        c->eof = 1;
-    else
-        c->line++;
-}
-
-/*
- * The next record into c->rec / c->off / c->nfields, blank lines skipped.
- * 1 a record, 0 the end of the file, -1 a bad one (d says why, at the line
- * it began on; the reader has moved to the next line). A quote inside a
- * field that is not quoted is taken as a character, as most readers do.
- */
-static int csv_next(struct csv *c, struct diag *d)
-{
-    enum {
-        FIELD_START, /* nothing of the field read yet */
-        UNQUOTED,    /* inside a field that did not begin with a quote */
-        QUOTED,      /* inside "...": commas and line breaks are data */
-        QUOTE_SEEN,  /* a quote inside "...": the end, or the first of "" */
-    } state = FIELD_START;
-    const char *why = "record longer than 65536 bytes";
-    int ch, end;
-
-    buf_reset(&c->rec);
-    c->nfields = 0;
-    c->off[0] = 0;
-    c->start = c->line;
-    if (c->eof)
-        return 0;
-    for (;;) {
-        ch = csv_getc(c);
-        end = ch == EOF || ch == '\n' || ch == '\r';
-        if (ch == '\r') { /* CRLF, or a lone CR: one line break */
-            int next = csv_getc(c);
-            if (next != '\n')
-                csv_ungetc(c, next);
-        }
-        switch (state) {
-        case FIELD_START:
-            if (ch == '"') {
-                state = QUOTED;
-                continue;
-            }
-            if (end && c->nfields == 0) { /* a blank line, or the end */
-                if (ch == EOF) {
-                    c->eof = 1;
-                    return 0;
-                }
-                c->line++;
-                c->start = c->line;
-                continue;
-            }
-            state = UNQUOTED;
-            /* fall through */
-        case UNQUOTED:
-        case QUOTE_SEEN:
-            if (state == QUOTE_SEEN && ch == '"') {
-                state = QUOTED; /* "" inside quotes: one quote */
-                break;
-            }
-            if (ch == ',' || end) {
-                if (buf_putc(&c->rec, '\0') < 0)
-                    goto bad;
-                c->nfields++;
-                if (end) {
-                    if (ch == EOF)
-                        c->eof = 1;
-                    else
-                        c->line++;
-                    return 1;
-                }
-                if (c->nfields == CSV_FIELDS_MAX) {
-                    why = "more than 64 fields";
-                    goto bad;
-                }
-                c->off[c->nfields] = c->rec.len;
-                state = FIELD_START;
-                continue;
-            }
-            if (state == QUOTE_SEEN) {
-                why = "characters after a closing quote (a quote inside quotes is written \"\")";
-                goto bad;
-            }
-            break;
-        case QUOTED:
-            if (ch == EOF) {
-                c->eof = 1;
-                diag_set(d, c->start, 1, "unterminated quoted field (no closing quote)");
-                return -1;
-            }
-            if (ch == '"') {
-                state = QUOTE_SEEN;
-                continue;
-            }
-            if (end) { /* a line break inside quotes is data: one LF */
-                c->line++;
-                ch = '\n';
-            }
-            break;
-        }
-        if (buf_putc(&c->rec, (char)ch) < 0)
-            goto bad;
-    }
-bad:
-    diag_set(d, c->start, 1, "%s", why);
-    if (ch == EOF)
-        c->eof = 1;
-    else if (!end)
-        csv_skip_line(c);
-    else if (state != QUOTED) /* the line is over already (counted, inside quotes) */
-        c->line++;
-    return -1;
-}
-
-/* Field i's length (a field may hold a NUL byte, which is not UTF-8 here). */
-static size_t csv_len(const struct csv *c, int i)
-{
-    size_t next = i + 1 < c->nfields ? c->off[i + 1] : c->rec.len;
-    return next - c->off[i] - 1;
-}
-
-/* 1 if every field of the record is valid UTF-8 (no NUL bytes). */
-static int csv_utf8(const struct csv *c)
-{
-    size_t bad;
-    for (int i = 0; i < c->nfields; i++)
-        if (!utf8_valid(c->rec.data + c->off[i], csv_len(c, i), &bad))
-            return 0;
-    return 1;
-}
-
-static char *csv_field(struct csv *c, int i)
-{
-    return c->rec.data + c->off[i];
 }
 
 /* ---- import ------------------------------------------------------------- */

@@ -44,6 +44,7 @@ int buf_reserve(struct buf *b, size_t extra)
     char *p = realloc(b->data, nsize);
     if (!p)
         return -1;
+    p[b->len] = '\0'; /* a first allocation too: data is always a string */
     b->data = p;
     b->size = nsize;
     return 0;

@@ -16,6 +16,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* The instants RFC 3339 can write (years 0001 to 9999, UTC): a date that an
+ * offset, a leap second or the zone moves outside would be formatted with a
+ * five-digit year or year 0000, which no feed reader (nor we) would read. */
+#define TIME_MIN (-62135596800LL) /* 0001-01-01T00:00:00Z */
+#define TIME_MAX 253402300799LL   /* 9999-12-31T23:59:59Z */
+
 #define ZONEINFO_DIR "/usr/share/zoneinfo/"
 #define ZONE_MAX     200
 
@@ -233,16 +239,19 @@ int timefmt_parse(const char *s, int64_t *out, const char **msg)
     tm.tm_min = f.min;
     tm.tm_sec = f.sec; /* a leap second (60) becomes the next minute */
     if (f.has_zone) {
-        t = timegm(&tm);
-        *out = (int64_t)t - f.off;
-        return 0;
+        t = timegm(&tm) - f.off;
+    } else {
+        zone_default();
+        tm.tm_isdst = -1;
+        errno = 0;
+        t = mktime(&tm);
+        if (t == (time_t)-1 && errno != 0) {
+            *msg = "date out of range";
+            return -1;
+        }
     }
-    zone_default();
-    tm.tm_isdst = -1;
-    errno = 0;
-    t = mktime(&tm);
-    if (t == (time_t)-1 && errno != 0) {
-        *msg = "date out of range";
+    if ((int64_t)t < TIME_MIN || (int64_t)t > TIME_MAX) {
+        *msg = "date out of range (years 0001 to 9999 in UTC)";
         return -1;
     }
     *out = (int64_t)t;

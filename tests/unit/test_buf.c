@@ -60,6 +60,13 @@ static void test_steal(void **state)
     assert_null(b.data);
     assert_int_equal(b.len, 0);
     free(s);
+    /* reserved but never appended to: still a string (found by fuzz_post:
+     * a post with an empty body had an unterminated html) */
+    assert_int_equal(buf_reserve(&b, 100), 0);
+    assert_string_equal(b.data, "");
+    s = buf_steal(&b);
+    assert_string_equal(s, "");
+    free(s);
 }
 
 int main(void)

@@ -144,6 +144,12 @@ static void test_parse_errors(void **state)
     check_err("2024-04-13T10:00:00+24:00", "offset");
     check_err("2024-04-13T10:00:00+03:60", "offset");
     check_err("2024-04-13T10:00:00Zjunk", "not a date");
+    /* past what RFC 3339 can write once in UTC (found by fuzz_timefmt) */
+    check_err("9999-12-31T23:59:60Z", "out of range");
+    check_err("9999-12-31T22:00:00-03:00", "out of range");
+    check_err("0001-01-01T00:30:00+01:00", "out of range");
+    check_ok("9999-12-31T23:59:59Z", 253402300799LL);
+    check_ok("0001-01-01T00:00:00Z", -62135596800LL);
     /* msg may be NULL */
     int64_t t;
     assert_int_equal(timefmt_parse("yesterday", &t, NULL), -1);
