@@ -117,7 +117,8 @@ CORE_SRCS := $(LIB_SRCS) $(CONFIG_SRCS) $(POSTS_SRCS) $(STORE_SRCS) $(FEEDS_SRCS
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 
 # Unit tests (cmocka): one file a module, each linked with the objects it needs.
-UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig ap_fetch dkim compose
+UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig ap_fetch dkim compose \
+              fault_fetch
 test_buf_OBJS       := lib/buf.o
 test_text_OBJS      := lib/text.o lib/buf.o
 test_timefmt_OBJS   := lib/timefmt.o
@@ -143,6 +144,7 @@ test_mail_store_OBJS := store/mail_store.o store/store.o posts/post_read.o posts
 test_ap_docs_OBJS   := ap/docs.o lib/buf.o lib/text.o lib/timefmt.o
 test_httpsig_OBJS   := ap/httpsig.o lib/pkey.o lib/buf.o lib/diag.o
 test_ap_fetch_OBJS  := ap/fetch.o lib/buf.o lib/diag.o
+test_fault_fetch_OBJS := ap/fetch.o lib/buf.o lib/diag.o
 test_dkim_OBJS      := mail/dkim.o lib/pkey.o mail/mime.o lib/buf.o lib/diag.o lib/text.o lib/timefmt.o
 test_compose_OBJS   := mail/compose.o mail/newsletter.o mail/html2text.o mail/mime.o mail/dkim.o \
                        lib/pkey.o lib/mustache.o posts/post_read.o posts/post_md.o config/config.o \
