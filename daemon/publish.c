@@ -545,8 +545,11 @@ static int pass_state(struct pass *ps)
         return -1;
     }
     ps->stats->files = scan.n;
-    if (store_begin(ps->st) < 0)
+    if (store_begin(ps->st) < 0) { /* locked past the busy timeout, read-only... */
+        log_event(LOG_ERROR, "state", "db=%s error=%s", log_quote(store_path(ps->st)),
+                  log_quote(store_errmsg(ps->st)));
         goto out;
+    }
     ps->first_run = store_is_new(ps->st);
     render_key(ps->cfg, key);
     old_key = store_meta_get(ps->st, "render_key");
@@ -595,7 +598,8 @@ static int pass_state(struct pass *ps)
     rc = 0;
     goto out;
 rollback:
-    log_event(LOG_ERROR, "state", "error=%s", log_quote(store_errmsg(ps->st)));
+    log_event(LOG_ERROR, "state", "db=%s error=%s", log_quote(store_path(ps->st)),
+              log_quote(store_errmsg(ps->st)));
     store_rollback(ps->st);
 out:
     free(old_key);
@@ -1028,16 +1032,22 @@ static int pass_outputs(const struct config *cfg, struct store *st,
     if (rc == 0 && !o.failed && full) {
         sort_n(o.slugs, o.nslugs, sizeof *o.slugs, strcmp_indirect);
         prune(&o, "posts", o.slugs, o.nslugs, page_files);
+        /* Years to keep: all of them or no pruning (a partial list would
+         * remove the archive of a year that has posts). */
         char **ykeep = calloc(nyears + 1, sizeof *ykeep);
         for (size_t i = 0; ykeep && i < nyears; i++)
-            if (asprintf(&ykeep[i], "%d", years[i]) < 0)
+            if (asprintf(&ykeep[i], "%d", years[i]) < 0) {
                 ykeep[i] = NULL;
-        if (ykeep) {
+                rc = -1;
+            }
+        if (!ykeep)
+            rc = -1;
+        if (rc == 0) {
             sort_n(ykeep, nyears, sizeof *ykeep, strcmp_indirect);
             prune(&o, "archive", ykeep, nyears, page_files);
-            for (size_t i = 0; i < nyears; i++)
-                free(ykeep[i]);
         }
+        for (size_t i = 0; ykeep && i < nyears; i++)
+            free(ykeep[i]);
         free(ykeep);
     }
     list_clear(&o);

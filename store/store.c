@@ -189,6 +189,12 @@ const char *store_errmsg(struct store *st)
     return st && st->db ? sqlite3_errmsg(st->db) : "no database";
 }
 
+const char *store_path(struct store *st)
+{
+    const char *p = st && st->db ? sqlite3_db_filename(st->db, "main") : NULL;
+    return p ? p : "";
+}
+
 static int exec(struct store *st, const char *sql)
 {
     return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
