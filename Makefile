@@ -5,6 +5,7 @@
 #   make run        install missing Debian packages, build, run the example site
 #   make test       install missing Debian packages, build, run every test
 #   make test SANITIZE=1   the same under AddressSanitizer and UBSan
+#   make test-slow  the fault-injection tests in full (every allocation failed)
 #   make bench      benchmarks (tests/bench/), side by side with their peers
 #   make lint       clang-format check
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -150,8 +151,9 @@ test_compose_OBJS   := mail/compose.o mail/newsletter.o mail/html2text.o mail/mi
                        lib/pkey.o lib/mustache.o posts/post_read.o posts/post_md.o config/config.o \
                        lib/yaml_tree.o lib/buf.o lib/diag.o lib/fileio.o lib/text.o lib/timefmt.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
+FAILMALLOC := $(BUILD)/tests/fault/failmalloc.so
 
-.PHONY: nashra all deps deps-test run test unit integration valgrind bench lint format install clean check
+.PHONY: nashra all deps deps-test run test test-slow unit integration valgrind bench lint format install clean check
 
 all: nashra
 
@@ -213,8 +215,20 @@ valgrind:
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
 
-integration: $(BUILD)/nashra
+integration: $(BUILD)/nashra $(FAILMALLOC)
 	NASHRA=$(CURDIR)/$(BUILD)/nashra $(PYTHON) tests/integration/run.py
+
+# Fault injection in full (tests/integration/test_faults.py with every
+# allocation of a build failed in turn, not a sample): about half an hour.
+test-slow: deps-test
+	$(MAKE) $(BUILD)/nashra $(FAILMALLOC)
+	NASHRA_SLOW=1 NASHRA=$(CURDIR)/$(BUILD)/nashra $(PYTHON) tests/integration/run.py test_faults
+
+# The allocation-failure shim (LD_PRELOAD) of test_faults: not instrumented,
+# even with SANITIZE (it sits in front of ASan's malloc).
+$(FAILMALLOC): tests/fault/failmalloc.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl
 
 bench: deps
 	@# postfix for smtp-sink and smtp-source only: no mail server is set up
@@ -226,10 +240,10 @@ bench: deps
 	$(PYTHON) tests/bench/mail.py
 
 lint:
-	clang-format --dry-run --Werror $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c)
+	clang-format --dry-run --Werror $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c tests/fault/*.c)
 
 format:
-	clang-format -i $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c)
+	clang-format -i $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c tests/fault/*.c)
 
 check: test lint
 
