@@ -203,6 +203,13 @@ static int announce(struct pass *ps, const char *kind, const char *slug, const c
  * it is not even parsed). A rejected file keeps its last good version.
  * Returns 0, or -1 on a store error.
  */
+/* A failure to read or parse that says nothing about the post: no memory.
+ * (Every module reports ENOMEM as "out of memory", file_read as strerror.) */
+static int resource_error(const struct diag *d)
+{
+    return strstr(d->msg, "out of memory") || strstr(d->msg, strerror(ENOMEM));
+}
+
 static int pass_file(struct pass *ps, const char *path)
 {
     struct store_row *old = row_find(ps->before, ps->nbefore, path);
@@ -266,6 +273,11 @@ static int pass_file(struct pass *ps, const char *path)
     slug = p->slug;
     goto claim;
 rejected:
+    if (resource_error(&d)) { /* not the post's fault: the pass fails, to be run again */
+        log_event(LOG_ERROR, "post_read", "path=%s error=%s", log_quote(path), log_quote(d.msg));
+        rc = -1;
+        goto out;
+    }
     diag_print(stderr, full, &d);
     ps->stats->rejected++;
     log_event(LOG_WARN, "post_rejected", "path=%s kept_last_good=%s", log_quote(path),
@@ -598,8 +610,9 @@ static int pass_state(struct pass *ps)
     rc = 0;
     goto out;
 rollback:
-    log_event(LOG_ERROR, "state", "db=%s error=%s", log_quote(store_path(ps->st)),
-              log_quote(store_errmsg(ps->st)));
+    if (strcmp(store_errmsg(ps->st), "not an error")) /* else the failure logged itself */
+        log_event(LOG_ERROR, "state", "db=%s error=%s", log_quote(store_path(ps->st)),
+                  log_quote(store_errmsg(ps->st)));
     store_rollback(ps->st);
 out:
     free(old_key);

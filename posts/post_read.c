@@ -450,9 +450,8 @@ struct post *post_parse(const struct config *cfg, const char *relpath, const cha
     char *slug = NULL;
     render_out_init(&ro, cfg->content.max_bytes * 4 + 4096);
     buf_init(&clean, len + 1); /* filled only when the post needs cleaning */
-    if (!p)
-        goto fail;
-    p->path = strdup(relpath);
+    if (!p || !(p->path = strdup(relpath)))
+        goto oom;
     p->kind = has_suffix(relpath, ".txt") ? POST_TEXT : POST_MARKDOWN;
     p->rtl = -1;
     SHA256((const unsigned char *)data, len, p->hash);

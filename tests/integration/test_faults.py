@@ -465,8 +465,8 @@ def classify(n, rc, err, ref, got):
 
 
 class AllocFailTest(FaultCase):
-    FAST_DENSE = 1500   # every N up to this one...
-    FAST_RUNS = 2100    # ...then a stride so that about this many runs are made
+    FAST_DENSE = 300    # every N up to this one...
+    FAST_RUNS = 750     # ...then a stride so that about this many runs are made
 
     def sweep(self, dense, runs):
         binary = os.path.realpath(require_binary())
