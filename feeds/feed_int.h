@@ -54,6 +54,8 @@ struct feed_xml {
      * xmlTextWriterWriteString, sets err), and the one to put back */
     xmlStructuredErrorFunc old_handler;
     void *old_ctx;
+    xmlGenericErrorFunc old_generic; /* the same for its unstructured errors */
+    void *old_generic_ctx;
 };
 
 int feed_xml_open(struct feed_xml *x);

@@ -515,7 +515,7 @@ class AllocFailTest(FaultCase):
                 excluded[verdict[1]] += 1
             elif verdict:
                 bugs.append('N=%d: %s\n%s' % (n, verdict[1], res.err[-2500:]))
-                if len(bugs) >= 5:
+                if len(bugs) >= 20:
                     break
         print('\nallocation failures: %d allocations in a fresh build, %d runs (N=1..%d, then '
               'a stride of %d)%s in %.0fs; exits %s; excluded %s; %d bugs'
