@@ -436,6 +436,8 @@ static int serve_start(struct serve *s)
     }
     if (!(s->st = store_open(s->cfg->state.dir, 0, &d))) {
         diag_print(stderr, s->cfg->state.dir, &d);
+        log_event(LOG_ERROR, "start", "result=failed state=%s error=%s",
+                  log_quote(s->cfg->state.dir), log_quote(d.msg));
         return 1;
     }
     publish_should_stop = stop_pending;

@@ -343,12 +343,16 @@ class ReadOnlyStateTest(FaultCase):
             modes[f] = os.stat(f).st_mode & 0o7777
             os.chmod(f, 0o555 if os.path.isdir(f) else 0o444)
         res = site.build(user=self.NOBODY)
+        # The daemon refuses to start on it, and says why.
+        srv = run_nashra(['serve', '-c', site.config_path], user=self.NOBODY)
         for f, mode in modes.items():
             os.chmod(f, mode)
-        self.assertNotEqual(res.rc, 0, res.describe())
-        self.assertIn(site.db_path, res.err, 'the error names the database')
-        self.assertRegex(res.err, r'readonly|read-only|Permission denied|unable to open',
-                         res.describe())
+        for r, event in ((res, 'build'), (srv, 'start')):
+            self.assertEqual(r.rc, 1, r.describe())
+            line = self.assertLogLine(r.err, r'level=error event=%s result=failed state=' % event,
+                                      'the read-only state')
+            self.assertIn(site.db_path, line, 'the line names the database')
+            self.assertIn('attempt to write a readonly database', line)
         self.assertEqual(outputs(site.public), before, 'outputs untouched')
         self.assertEqual(site.mtimes(), mtimes)
         self.assertEqual(db_dump(site.db_path), dump, 'the state untouched')
