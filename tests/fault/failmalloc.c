@@ -52,6 +52,13 @@ static int in_arena(const void *p)
     return (const char *)p >= arena && (const char *)p < arena + sizeof arena;
 }
 
+static void read_env(void)
+{
+    const char *at = getenv("NASHRA_FAIL_AT");
+    fail_at = at ? strtoul(at, NULL, 10) : 0;
+    trace = getenv("NASHRA_FAIL_TRACE") != NULL;
+}
+
 static void resolve(void)
 {
     if (ready || resolving)
@@ -61,9 +68,7 @@ static void resolve(void)
     real_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
     real_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
     real_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
-    const char *at = getenv("NASHRA_FAIL_AT");
-    fail_at = at ? strtoul(at, NULL, 10) : 0;
-    trace = getenv("NASHRA_FAIL_TRACE") != NULL;
+    read_env();
     resolving = 0;
     ready = real_malloc && real_calloc && real_realloc && real_free;
 }
@@ -149,6 +154,7 @@ static void on_crash(int sig)
 __attribute__((constructor)) static void failmalloc_init(void)
 {
     resolve();
+    read_env();  /* again: under ASan the first malloc comes before the environment */
     if (trace) { /* backtrace() loads libgcc on its first call: not at the failure */
         void *f[2];
         unsigned long before = atomic_load(&calls);

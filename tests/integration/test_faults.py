@@ -492,9 +492,10 @@ class AllocFailTest(FaultCase):
         self.assertEqual(outputs(site.public), ref)
         with open(count_file) as f:
             total = int(f.read())
-        if asan:
-            runs //= 4  # each run is slower
+        if asan:  # each run is slower
+            dense, runs = dense // 4, runs // 4
         ns = list(range(1, min(dense, total) + 1))
+        stride = 1
         if total > dense:
             stride = max(1, (total - dense) // max(1, runs - len(ns)))
             ns += list(range(dense + 1, total + 1, stride))
@@ -525,8 +526,7 @@ class AllocFailTest(FaultCase):
                     break
         print('\nallocation failures: %d allocations in a fresh build, %d runs (N=1..%d, then '
               'a stride of %d)%s in %.0fs; exits %s; excluded %s; %d bugs'
-              % (total, len(ns), min(dense, total),
-                 ns[-1] - ns[-2] if len(ns) > dense + 1 else 1, ' under ASan' if asan else '',
+              % (total, len(ns), min(dense, total), stride, ' under ASan' if asan else '',
                  time.monotonic() - t0, dict(sorted(outcomes.items())), dict(excluded), len(bugs)),
               file=sys.stderr)
         self.assertEqual(bugs, [], '\n\n'.join(bugs))
