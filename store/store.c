@@ -663,7 +663,8 @@ static struct post *post_from_row(sqlite3_stmt *s)
         p->html = col_strdup(s, 17);
     }
     if (!p->path || !p->slug || !p->url || !p->title || !p->author || !p->summary || !p->lang ||
-        !p->categories || !p->tags || (!p->image && sqlite3_column_type(s, 10) != SQLITE_NULL)) {
+        !p->categories || !p->tags || (!p->image && sqlite3_column_type(s, 10) != SQLITE_NULL) ||
+        (!p->html && sqlite3_column_type(s, 17) != SQLITE_NULL)) {
         post_free(p);
         return NULL;
     }
