@@ -11,6 +11,7 @@
 #include "post_render.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <md4c.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -272,11 +273,17 @@ static void out_attr_url(struct mdr *r, const MD_ATTRIBUTE *a, int *ok)
             rc = buf_puts(&raw, "\xEF\xBF\xBD");
         else
             rc = buf_append(&raw, t, end - off);
-        if (rc < 0)
+        if (rc < 0) { /* no memory: the render fails (not a link dropped as unsafe) */
+            r->failed = 1;
             goto out;
+        }
     }
-    if (url_resolve(&abs, r->base, buf_str(&raw), raw.len) < 0)
+    errno = 0;
+    if (url_resolve(&abs, r->base, buf_str(&raw), raw.len) < 0) {
+        if (errno == ENOMEM)
+            r->failed = 1;
         goto out;
+    }
     if (text_escape_html(&r->o->html, abs.data, abs.len) < 0)
         r->failed = 1;
     *ok = 1;

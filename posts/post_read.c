@@ -348,8 +348,11 @@ static int apply_front_matter(const struct config *cfg, struct post *p, const st
     if ((v = fm_scalar(&fe, m, "image"))) {
         struct buf u;
         buf_init(&u, 8192);
-        if (url_resolve(&u, cfg->site.url, v, strlen(v)) == 0 && u.len &&
-            !strncmp(u.data, "http", 4))
+        errno = 0;
+        int r = url_resolve(&u, cfg->site.url, v, strlen(v));
+        if (r < 0 && errno == ENOMEM)
+            fm_error(&fe, ynode_get(m, "image"), "image", "out of memory");
+        else if (r == 0 && u.len && !strncmp(u.data, "http", 4))
             p->image = buf_steal(&u);
         else
             fm_error(&fe, ynode_get(m, "image"), "image", "not an http(s) or relative URL");
