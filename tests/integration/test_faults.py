@@ -472,7 +472,7 @@ def classify(n, rc, err, ref, got):
 
 class AllocFailTest(FaultCase):
     FAST_DENSE = 400    # every N of the first ones after main...
-    FAST_RUNS = 750     # ...then a stride so that about this many runs are made
+    FAST_RUNS = 650     # ...then a stride so that about this many runs are made
 
     def sweep(self, dense, runs):
         binary = os.path.realpath(require_binary())
