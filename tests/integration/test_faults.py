@@ -499,7 +499,7 @@ class AllocFailTest(FaultCase):
         with open(count_file) as f:
             pre = min(int(f.read()), total)
         if asan:  # each run is slower
-            dense, runs = dense // 4, runs // 4
+            dense, runs = dense // 2, runs // 2
         ns = list(range(1, pre, 1 if dense >= total else max(1, pre // 20)))
         ns += list(range(pre, min(pre + dense, total + 1)))
         stride = 1
