@@ -499,7 +499,10 @@ static char *names_to_json(char *const *v, size_t n)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++)
-        json_array_append_new(a, json_string(v[i]));
+        if (json_array_append_new(a, json_string(v[i])) < 0) { /* no memory: not a name less */
+            json_decref(a);
+            a = NULL;
+        }
     char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
     json_decref(a);
     return s;
