@@ -453,8 +453,8 @@ def classify(n, rc, err, ref, got):
     failed_at = trace[0].split('failmalloc: failing this allocation:', 1)[-1]
     if rc < 0 or len(trace) > 1 or 'AddressSanitizer' in err or 'runtime error:' in err:
         crash = trace[1] if len(trace) > 1 else err.split('AddressSanitizer', 1)[-1]
-        frames = [l for l in crash.splitlines() if '(' in l and 'failmalloc' not in l and
-                  'libc.so' not in l]
+        frames = [l for l in crash.splitlines() if '(' in l and not re.search(
+            r'failmalloc|libc\.so|libasan\.so|libubsan\.so', l)]
         lib = LIB_CRASH.search(failed_at)
         if lib and frames and LIB_CRASH.search(frames[0]):
             return ('excluded', 'crash inside %s after its own allocation failed' % lib.group(1))
