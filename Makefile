@@ -5,6 +5,7 @@
 #   make run        install missing Debian packages, build, run the example site
 #   make test       install missing Debian packages, build, run every test
 #   make test SANITIZE=1   the same under AddressSanitizer and UBSan
+#   make test-slow  the fault-injection tests in full (every allocation failed)
 #   make bench      benchmarks (tests/bench/), side by side with their peers
 #   make soak       the soak and load run (tests/soak/), SOAK_SECONDS=600
 #   make fuzz FUZZ_SECONDS=60   libFuzzer on every parser of outside input (tests/fuzz/)
@@ -140,7 +141,7 @@ CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 
 # Unit tests (cmocka): one file a module, each linked with the objects it needs.
 UNIT_TESTS := buf text timefmt fileio yaml_tree config mustache post feeds store http mime html2text transport mail_store ap_docs httpsig ap_fetch dkim compose dsn ratelimit tokens \
-              ap_store
+              ap_store fault_fetch
 test_buf_OBJS       := lib/buf.o
 test_text_OBJS      := lib/text.o lib/buf.o
 test_timefmt_OBJS   := lib/timefmt.o
@@ -166,6 +167,7 @@ test_mail_store_OBJS := store/mail_store.o store/store.o posts/post_read.o posts
 test_ap_docs_OBJS   := ap/docs.o lib/buf.o lib/text.o lib/timefmt.o
 test_httpsig_OBJS   := ap/httpsig.o lib/pkey.o lib/buf.o lib/diag.o
 test_ap_fetch_OBJS  := ap/fetch.o lib/buf.o lib/diag.o
+test_fault_fetch_OBJS := ap/fetch.o lib/buf.o lib/diag.o
 test_dkim_OBJS      := mail/dkim.o lib/pkey.o mail/mime.o lib/buf.o lib/diag.o lib/text.o lib/timefmt.o
 test_compose_OBJS   := mail/compose.o mail/newsletter.o mail/html2text.o mail/mime.o mail/dkim.o \
                        lib/pkey.o lib/mustache.o posts/post_read.o posts/post_md.o config/config.o \
@@ -178,6 +180,7 @@ test_ap_store_OBJS  := store/ap_store.o store/store.o posts/post_read.o posts/po
                        lib/yaml_tree.o lib/buf.o lib/diag.o lib/fileio.o lib/log.o lib/text.o \
                        lib/timefmt.o
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
+FAILMALLOC := $(BUILD)/tests/fault/failmalloc.so
 
 # Fuzz targets (tests/fuzz/fuzz_NAME.c), each linked with what it needs from
 # the core's archive: for libFuzzer (make fuzz) and, with replay_main.c, as a
@@ -185,8 +188,8 @@ UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/test_%)
 FUZZ_TARGETS := post config mustache csv httpsig ap mime html2text yaml http_path timefmt
 FUZZ_SECONDS ?= 60
 
-.PHONY: nashra all deps deps-test run test unit integration valgrind bench soak lint format install \
-        clean check deps-fuzz fuzz fuzz-build fuzz-replay
+.PHONY: nashra all deps deps-test run test test-slow unit integration valgrind bench soak lint format \
+        install clean check deps-fuzz fuzz fuzz-build fuzz-replay
 
 all: nashra
 
@@ -276,8 +279,20 @@ fuzz: deps-fuzz
 
 fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 
-integration: $(BUILD)/nashra
+integration: $(BUILD)/nashra $(FAILMALLOC)
 	NASHRA=$(CURDIR)/$(BUILD)/nashra $(PYTHON) tests/integration/run.py
+
+# Fault injection in full (tests/integration/test_faults.py with every
+# allocation of a build failed in turn, not a sample): about half an hour.
+test-slow: deps-test
+	$(MAKE) $(BUILD)/nashra $(FAILMALLOC)
+	NASHRA_SLOW=1 NASHRA=$(CURDIR)/$(BUILD)/nashra $(PYTHON) tests/integration/run.py test_faults
+
+# The allocation-failure shim (LD_PRELOAD) of test_faults: not instrumented,
+# even with SANITIZE (it sits in front of ASan's malloc).
+$(FAILMALLOC): tests/fault/failmalloc.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl
 
 bench: deps
 	@# postfix for smtp-sink and smtp-source only: no mail server is set up
@@ -298,10 +313,11 @@ soak: deps
 	$(PYTHON) tests/soak/soak.py --seconds $(SOAK_SECONDS)
 
 lint:
-	clang-format --dry-run --Werror $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c tests/fuzz/*.[ch])
+	clang-format --dry-run --Werror $(CORE_SRCS) $(MAIN_SRC) \
+	    $(wildcard */*.h tests/unit/*.c tests/fuzz/*.[ch] tests/fault/*.c)
 
 format:
-	clang-format -i $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c tests/fuzz/*.[ch])
+	clang-format -i $(CORE_SRCS) $(MAIN_SRC) $(wildcard */*.h tests/unit/*.c tests/fuzz/*.[ch] tests/fault/*.c)
 
 check: test lint
 

@@ -201,6 +201,8 @@ int cmd_build(int argc, char **argv)
     rc = 1;
     if (!(st = store_open(cfg->state.dir, 0, &d))) {
         diag_print(stderr, cfg->state.dir, &d);
+        log_event(LOG_ERROR, "build", "result=failed state=%s error=%s", log_quote(cfg->state.dir),
+                  log_quote(d.msg));
         goto out;
     }
     struct publish_stats s;

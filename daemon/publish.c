@@ -203,6 +203,13 @@ static int announce(struct pass *ps, const char *kind, const char *slug, const c
  * it is not even parsed). A rejected file keeps its last good version.
  * Returns 0, or -1 on a store error.
  */
+/* A failure to read or parse that says nothing about the post: no memory.
+ * (Every module reports ENOMEM as "out of memory", file_read as strerror.) */
+static int resource_error(const struct diag *d)
+{
+    return strstr(d->msg, "out of memory") || strstr(d->msg, strerror(ENOMEM));
+}
+
 static int pass_file(struct pass *ps, const char *path)
 {
     struct store_row *old = row_find(ps->before, ps->nbefore, path);
@@ -266,6 +273,11 @@ static int pass_file(struct pass *ps, const char *path)
     slug = p->slug;
     goto claim;
 rejected:
+    if (resource_error(&d)) { /* not the post's fault: the pass fails, to be run again */
+        log_event(LOG_ERROR, "post_read", "path=%s error=%s", log_quote(path), log_quote(d.msg));
+        rc = -1;
+        goto out;
+    }
     diag_print(stderr, full, &d);
     ps->stats->rejected++;
     log_event(LOG_WARN, "post_rejected", "path=%s kept_last_good=%s", log_quote(path),
@@ -545,8 +557,11 @@ static int pass_state(struct pass *ps)
         return -1;
     }
     ps->stats->files = scan.n;
-    if (store_begin(ps->st) < 0)
+    if (store_begin(ps->st) < 0) { /* locked past the busy timeout, read-only... */
+        log_event(LOG_ERROR, "state", "db=%s error=%s", log_quote(store_path(ps->st)),
+                  log_quote(store_errmsg(ps->st)));
         goto out;
+    }
     ps->first_run = store_is_new(ps->st);
     render_key(ps->cfg, key);
     old_key = store_meta_get(ps->st, "render_key");
@@ -595,7 +610,9 @@ static int pass_state(struct pass *ps)
     rc = 0;
     goto out;
 rollback:
-    log_event(LOG_ERROR, "state", "error=%s", log_quote(store_errmsg(ps->st)));
+    if (strcmp(store_errmsg(ps->st), "not an error")) /* else the failure logged itself */
+        log_event(LOG_ERROR, "state", "db=%s error=%s", log_quote(store_path(ps->st)),
+                  log_quote(store_errmsg(ps->st)));
     store_rollback(ps->st);
 out:
     free(old_key);
@@ -1028,16 +1045,22 @@ static int pass_outputs(const struct config *cfg, struct store *st,
     if (rc == 0 && !o.failed && full) {
         sort_n(o.slugs, o.nslugs, sizeof *o.slugs, strcmp_indirect);
         prune(&o, "posts", o.slugs, o.nslugs, page_files);
+        /* Years to keep: all of them or no pruning (a partial list would
+         * remove the archive of a year that has posts). */
         char **ykeep = calloc(nyears + 1, sizeof *ykeep);
         for (size_t i = 0; ykeep && i < nyears; i++)
-            if (asprintf(&ykeep[i], "%d", years[i]) < 0)
+            if (asprintf(&ykeep[i], "%d", years[i]) < 0) {
                 ykeep[i] = NULL;
-        if (ykeep) {
+                rc = -1;
+            }
+        if (!ykeep)
+            rc = -1;
+        if (rc == 0) {
             sort_n(ykeep, nyears, sizeof *ykeep, strcmp_indirect);
             prune(&o, "archive", ykeep, nyears, page_files);
-            for (size_t i = 0; i < nyears; i++)
-                free(ykeep[i]);
         }
+        for (size_t i = 0; ykeep && i < nyears; i++)
+            free(ykeep[i]);
         free(ykeep);
     }
     list_clear(&o);

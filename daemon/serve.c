@@ -346,11 +346,11 @@ static int64_t serve_tick(struct loop *l, void *arg)
             wait = DEBOUNCE_MS - (now - s->dirty_at);
         }
     }
-    if (s->retry_at) {
-        if (now >= s->retry_at)
-            serve_publish(s, "retry", 1);
-        else
-            wait = min_wait(wait, s->retry_at - now);
+    if (s->retry_at && now >= s->retry_at)
+        serve_publish(s, "retry", 1);
+    if (s->retry_at) { /* set again by a retry that failed too: wait for it */
+        int64_t t = loop_now_ms();
+        wait = min_wait(wait, s->retry_at > t ? s->retry_at - t : 0);
     }
     if (s->next_due && !s->retry_at) { /* a failed pass retries on its own */
         if (ms_until(s->next_due) <= 0)
@@ -532,6 +532,8 @@ static int serve_start(struct serve *s)
         return 2;
     if (!(s->st = store_open(s->cfg->state.dir, 0, &d))) {
         diag_print(stderr, s->cfg->state.dir, &d);
+        log_event(LOG_ERROR, "start", "result=failed state=%s error=%s",
+                  log_quote(s->cfg->state.dir), log_quote(d.msg));
         return 1;
     }
     publish_should_stop = stop_pending;

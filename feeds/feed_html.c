@@ -557,6 +557,7 @@ static int tpl_check(const struct config *cfg, const struct html_templates *t, i
 
     buf_init(&url, FEED_TEXT_CAP);
     buf_init(&out, TPL_SAMPLE_CAP);
+    *which = TPL_POST; /* a valid index for the caller's blame even if we fail first */
     struct post p = {.slug = "sample",
                      .title = "Sample",
                      .author = cfg->site.author_name,

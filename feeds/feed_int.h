@@ -49,6 +49,13 @@ struct feed_xml {
     xmlTextWriterPtr w;
     struct buf tmp; /* the cleaned copy of the value being written */
     int err;
+    /* libxml2's error handler while the writer is open (one of its errors,
+     * which it does not always return, such as a failed allocation inside
+     * xmlTextWriterWriteString, sets err), and the one to put back */
+    xmlStructuredErrorFunc old_handler;
+    void *old_ctx;
+    xmlGenericErrorFunc old_generic; /* the same for its unstructured errors */
+    void *old_generic_ctx;
 };
 
 int feed_xml_open(struct feed_xml *x);

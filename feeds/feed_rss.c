@@ -153,10 +153,36 @@ char *feed_category_slug(const char *category)
 
 /* --- the XML writer ------------------------------------------------------ */
 
+#if LIBXML_VERSION >= 21200
+static void on_xml_error(void *ctx, const xmlError *e)
+#else
+static void on_xml_error(void *ctx, xmlErrorPtr e)
+#endif
+{
+    struct feed_xml *x = ctx;
+    if (e && e->level >= XML_ERR_ERROR)
+        x->err = 1;
+}
+
+/* libxml2's list code says "Cannot initialize memory for new link" this
+ * way, and xmlTextWriterStartElement goes on as if it had not failed. */
+__attribute__((format(printf, 2, 3))) static void on_xml_generic(void *ctx, const char *msg, ...)
+{
+    struct feed_xml *x = ctx;
+    (void)msg;
+    x->err = 1;
+}
+
 int feed_xml_open(struct feed_xml *x)
 {
     memset(x, 0, sizeof *x);
     buf_init(&x->tmp, FEED_TEXT_CAP);
+    x->old_handler = xmlStructuredError;
+    x->old_ctx = xmlStructuredErrorContext;
+    xmlSetStructuredErrorFunc(x, on_xml_error);
+    x->old_generic = xmlGenericError;
+    x->old_generic_ctx = xmlGenericErrorContext;
+    xmlSetGenericErrorFunc(x, on_xml_generic);
     if (!(x->xbuf = xmlBufferCreate()) || !(x->w = xmlNewTextWriterMemory(x->xbuf, 0)) ||
         xmlTextWriterSetIndent(x->w, 1) < 0 ||
         xmlTextWriterSetIndentString(x->w, (const xmlChar *)"  ") < 0 ||
@@ -231,12 +257,15 @@ int feed_xml_close(struct feed_xml *x, struct buf *out)
     if (!x->err && xmlTextWriterEndDocument(x->w) >= 0) {
         xmlFreeTextWriter(x->w); /* flushes into xbuf */
         x->w = NULL;
-        rc = buf_append(out, xmlBufferContent(x->xbuf), (size_t)xmlBufferLength(x->xbuf));
+        if (!x->err) /* the flush may fail too */
+            rc = buf_append(out, xmlBufferContent(x->xbuf), (size_t)xmlBufferLength(x->xbuf));
     }
     if (x->w)
         xmlFreeTextWriter(x->w);
     if (x->xbuf)
         xmlBufferFree(x->xbuf);
+    xmlSetStructuredErrorFunc(x->old_ctx, x->old_handler);
+    xmlSetGenericErrorFunc(x->old_generic_ctx, x->old_generic);
     buf_free(&x->tmp);
     memset(x, 0, sizeof *x);
     return rc;

@@ -11,6 +11,7 @@
 #include "post_render.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <md4c.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -276,11 +277,17 @@ static void out_attr_url(struct mdr *r, const MD_ATTRIBUTE *a, int *ok)
             rc = buf_puts(&raw, "\xEF\xBF\xBD");
         else
             rc = buf_append(&raw, t, end - off);
-        if (rc < 0)
+        if (rc < 0) { /* no memory: the render fails (not a link dropped as unsafe) */
+            r->failed = 1;
             goto out;
+        }
     }
-    if (url_resolve(&abs, r->base, buf_str(&raw), raw.len) < 0)
+    errno = 0;
+    if (url_resolve(&abs, r->base, buf_str(&raw), raw.len) < 0) {
+        if (errno == ENOMEM)
+            r->failed = 1;
         goto out;
+    }
     if (text_escape_html(&r->o->html, abs.data, abs.len) < 0)
         r->failed = 1;
     *ok = 1;
@@ -562,6 +569,7 @@ static void collect(struct mdr *r, MD_TEXTTYPE type, const char *t, size_t n)
         if (!dst[k])
             continue;
         int rc;
+        errno = 0;
         if (type == MD_TEXT_ENTITY)
             rc = put_entity(dst[k], t, n, 0, 0);
         else if (type == MD_TEXT_BR || type == MD_TEXT_SOFTBR)
@@ -570,7 +578,10 @@ static void collect(struct mdr *r, MD_TEXTTYPE type, const char *t, size_t n)
             rc = 0;
         else
             rc = text_xml_clean(dst[k], t, n);
-        (void)rc; /* these buffers are capped: a long heading is cut, not an error */
+        /* these buffers are capped: a long heading is cut, not an error;
+         * no memory is one (the title or the summary would be cut short) */
+        if (rc < 0 && errno == ENOMEM)
+            r->failed = 1;
     }
 }
 
@@ -678,11 +689,14 @@ int render_text(const char *src, size_t len, struct render_out *o)
             if (text_escape_html(&o->html, src + i, n) < 0)
                 return -1;
             if (paras == 1) {
-                /* first_para is capped: a long first paragraph is cut */
+                /* first_para is capped: a long first paragraph is cut (no
+                 * memory is an error: the summary would be cut short) */
+                errno = 0;
                 int rc = in_para ? buf_putc(&o->first_para, ' ') : 0;
                 if (rc == 0)
                     rc = text_xml_clean(&o->first_para, src + i, n);
-                (void)rc;
+                if (rc < 0 && errno == ENOMEM)
+                    return -1;
             }
             in_para = 1;
         }

@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <openssl/sha.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -214,8 +215,10 @@ static char **fm_list(struct fm_errors *fe, const struct ynode *m, const char *k
         return NULL;
     }
     char **v = calloc(n->n + 1, sizeof *v);
-    if (!v)
+    if (!v) {
+        fm_error(fe, n, key, "out of memory");
         return NULL;
+    }
     for (size_t i = 0; i < n->n; i++) {
         const struct ynode *it = n->kv[i];
         if (it->type != YNODE_SCALAR || it->len == 0) {
@@ -223,8 +226,10 @@ static char **fm_list(struct fm_errors *fe, const struct ynode *m, const char *k
             break;
         }
         char *s = one_line(it->str, it->len);
-        if (!s)
+        if (!s) {
+            fm_error(fe, it, key, "out of memory");
             break;
+        }
         int dup = 0;
         for (size_t k = 0; k < *count; k++)
             dup |= !strcmp(v[k], s);
@@ -324,25 +329,30 @@ static int apply_front_matter(const struct config *cfg, struct post *p, const st
         return -1;
     }
     const char *v;
-    if ((v = fm_scalar(&fe, m, "title")))
-        p->title = one_line(v, strlen(v));
-    if ((v = fm_scalar(&fe, m, "author")))
-        p->author = one_line(v, strlen(v));
-    if ((v = fm_scalar(&fe, m, "summary")))
-        p->summary = one_line(v, strlen(v));
-    if ((v = fm_scalar(&fe, m, "slug")))
-        *slug = strdup(v);
+    /* A value lost to a failed allocation would be filled in by a default:
+     * "out of memory" makes the caller fail the pass instead. */
+    if ((v = fm_scalar(&fe, m, "title")) && !(p->title = one_line(v, strlen(v))))
+        fm_error(&fe, m, "title", "out of memory");
+    if ((v = fm_scalar(&fe, m, "author")) && !(p->author = one_line(v, strlen(v))))
+        fm_error(&fe, m, "author", "out of memory");
+    if ((v = fm_scalar(&fe, m, "summary")) && !(p->summary = one_line(v, strlen(v))))
+        fm_error(&fe, m, "summary", "out of memory");
+    if ((v = fm_scalar(&fe, m, "slug")) && !(*slug = strdup(v)))
+        fm_error(&fe, m, "slug", "out of memory");
     if ((v = fm_scalar(&fe, m, "lang"))) {
-        if (lang_valid(v))
-            p->lang = strdup(v);
-        else
+        if (lang_valid(v) && !(p->lang = strdup(v)))
+            fm_error(&fe, m, "lang", "out of memory");
+        else if (!lang_valid(v))
             fm_error(&fe, ynode_get(m, "lang"), "lang", "not a language tag (like ar, en, fr-CA)");
     }
     if ((v = fm_scalar(&fe, m, "image"))) {
         struct buf u;
         buf_init(&u, 8192);
-        if (url_resolve(&u, cfg->site.url, v, strlen(v)) == 0 && u.len &&
-            !strncmp(u.data, "http", 4))
+        errno = 0;
+        int r = url_resolve(&u, cfg->site.url, v, strlen(v));
+        if (r < 0 && errno == ENOMEM)
+            fm_error(&fe, ynode_get(m, "image"), "image", "out of memory");
+        else if (r == 0 && u.len && !strncmp(u.data, "http", 4))
             p->image = buf_steal(&u);
         else
             fm_error(&fe, ynode_get(m, "image"), "image", "not an http(s) or relative URL");
@@ -378,8 +388,10 @@ static int fill_defaults(const struct config *cfg, struct post *p, char *slug,
         return -1;
     }
     p->slug = slug;
-    if (!p->title && ro->heading.len)
-        p->title = one_line(ro->heading.data, ro->heading.len);
+    if (!p->title && ro->heading.len && !(p->title = one_line(ro->heading.data, ro->heading.len))) {
+        diag_set(err, 0, 0, "out of memory"); /* not the file name instead */
+        return -1;
+    }
     if (!p->title || !*p->title) {
         free(p->title);
         char *stem = stem_of(p->path);
@@ -450,9 +462,8 @@ struct post *post_parse(const struct config *cfg, const char *relpath, const cha
     char *slug = NULL;
     render_out_init(&ro, cfg->content.max_bytes * 4 + 4096);
     buf_init(&clean, len + 1); /* filled only when the post needs cleaning */
-    if (!p)
-        goto fail;
-    p->path = strdup(relpath);
+    if (!p || !(p->path = strdup(relpath)))
+        goto oom;
     p->kind = has_suffix(relpath, ".txt") ? POST_TEXT : POST_MARKDOWN;
     p->rtl = -1;
     SHA256((const unsigned char *)data, len, p->hash);
@@ -488,9 +499,12 @@ struct post *post_parse(const struct config *cfg, const char *relpath, const cha
 
     const char *body = data + body_off;
     size_t blen = len - body_off;
+    errno = 0; /* ENOMEM after a failure: no memory, not a post too large */
     int rc = p->kind == POST_TEXT
                  ? render_text(body, blen, &ro)
                  : render_markdown(body, blen, p->url, cfg->content.allow_html, &ro);
+    if (rc < 0 && errno == ENOMEM)
+        goto oom;
     if (rc < 0) {
         diag_set(err, 0, 0, "the body could not be rendered (too large?)");
         goto fail;
@@ -502,6 +516,8 @@ struct post *post_parse(const struct config *cfg, const char *relpath, const cha
             b++;
         const char *e = memchr(b, '\n', (size_t)(body + blen - b));
         p->title = one_line(b, e ? (size_t)(e - b) : (size_t)(body + blen - b));
+        if (!p->title)
+            goto oom;
     }
     if (!p->title && ro.heading.len && ro.lead_h1_end && ro.lead_h1_end <= ro.html.len) {
         /* The opening "# heading" became the title: the page shows it as

@@ -54,13 +54,15 @@ static int add_path(struct walk *w, const char *rel, const char *name)
 static int walk_dir(struct walk *w, int dfd, const char *rel, int depth)
 {
     DIR *d = fdopendir(dfd);
-    if (!d) {
+    if (!d) { /* no memory: a folder left out would be taken as deleted */
+        diag_set(w->err, 0, 0, "cannot list %s: %s", *rel ? rel : "content folder",
+                 strerror(errno));
         close(dfd);
-        return 0;
+        return -1;
     }
     int rc = 0;
     struct dirent *de;
-    while (rc == 0 && (de = readdir(d))) {
+    while (rc == 0 && (errno = 0, de = readdir(d))) {
         const char *name = de->d_name;
         if (name[0] == '.')
             continue; /* ".", "..", hidden files and folders */
@@ -75,6 +77,11 @@ static int walk_dir(struct walk *w, int dfd, const char *rel, int depth)
             if (depth >= SCAN_MAX_DEPTH)
                 continue;
             int sub = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0 && (errno == ENOMEM || errno == EMFILE || errno == ENFILE)) {
+                diag_set(w->err, 0, 0, "cannot open folder %s: %s", name, strerror(errno));
+                rc = -1;
+                break;
+            }
             if (sub < 0)
                 continue;
             struct buf r;
@@ -92,6 +99,11 @@ static int walk_dir(struct walk *w, int dfd, const char *rel, int depth)
              * post_read reports what cannot be read. */
             rc = add_path(w, rel, name);
         }
+    }
+    if (rc == 0 && errno) { /* readdir failed: the listing is not whole */
+        diag_set(w->err, 0, 0, "cannot list %s: %s", *rel ? rel : "content folder",
+                 strerror(errno));
+        rc = -1;
     }
     closedir(d);
     return rc;

@@ -210,6 +210,12 @@ const char *store_errmsg(struct store *st)
     return st && st->db ? sqlite3_errmsg(st->db) : "no database";
 }
 
+const char *store_path(struct store *st)
+{
+    const char *p = st && st->db ? sqlite3_db_filename(st->db, "main") : NULL;
+    return p ? p : "";
+}
+
 static int exec(struct store *st, const char *sql)
 {
     return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
@@ -514,22 +520,34 @@ static char *names_to_json(char *const *v, size_t n)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++)
-        json_array_append_new(a, json_string(v[i]));
+        if (json_array_append_new(a, json_string(v[i])) < 0) { /* no memory: not a name less */
+            json_decref(a);
+            a = NULL;
+        }
     char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
     json_decref(a);
     return s;
 }
 
+/* The names stored by names_to_json; NULL when they cannot all be had (no
+ * memory): a post read with some of its names missing would be published
+ * so. */
 static char **names_from_json(const char *s, size_t *n)
 {
     json_t *a = s ? json_loads(s, 0, NULL) : NULL;
     size_t count = json_is_array(a) ? json_array_size(a) : 0;
-    char **v = calloc(count + 1, sizeof *v);
+    char **v = s && !a ? NULL : calloc(count + 1, sizeof *v);
     *n = 0;
     for (size_t i = 0; v && i < count; i++) {
         const char *t = json_string_value(json_array_get(a, i));
-        if (t && (v[*n] = strdup(t)))
+        if (t && !(v[*n] = strdup(t))) {
+            while (*n > 0)
+                free(v[--*n]);
+            free(v);
+            v = NULL;
+        } else if (t) {
             (*n)++;
+        }
     }
     json_decref(a);
     return v;
@@ -669,7 +687,8 @@ static struct post *post_from_row(sqlite3_stmt *s)
         p->html = col_strdup(s, 17);
     }
     if (!p->path || !p->slug || !p->url || !p->title || !p->author || !p->summary || !p->lang ||
-        !p->categories || !p->tags) {
+        !p->categories || !p->tags || (!p->image && sqlite3_column_type(s, 10) != SQLITE_NULL) ||
+        (!p->html && sqlite3_column_type(s, 17) != SQLITE_NULL)) {
         post_free(p);
         return NULL;
     }

@@ -35,6 +35,9 @@ struct sqlite3 *store_sqlite(struct store *st);
 /* The last SQLite error, for logs. */
 const char *store_errmsg(struct store *st);
 
+/* The database file's path (for log lines), "" if none. */
+const char *store_path(struct store *st);
+
 __attribute__((warn_unused_result)) int store_begin(struct store *st); /* BEGIN IMMEDIATE */
 __attribute__((warn_unused_result)) int store_commit(struct store *st);
 void store_rollback(struct store *st);

@@ -96,10 +96,11 @@ class SmtpServer:
     restart after stop() listens on the same port and records into the same
     folder (numbering goes on)."""
 
-    def __init__(self, root, temp_times=0, no_eml=False):
+    def __init__(self, root, temp_times=0, no_eml=False, extra=()):
         self.dir = os.path.join(root, 'smtp')
         os.makedirs(self.dir, exist_ok=True)
         self.temp_times, self.no_eml = temp_times, no_eml
+        self.extra = list(extra)  # more smtp_server.py options (test_faults)
         self.proc, self.port = None, 0
         self._seen = self._count = 0  # count(): bytes and lines of the log read
         self.err_path = os.path.join(root, 'smtp.err')
@@ -112,6 +113,7 @@ class SmtpServer:
             args += ['--temp-times', str(self.temp_times)]
         if self.no_eml:
             args.append('--no-eml')
+        args += self.extra
         with open(self.err_path, 'ab') as err:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=err)

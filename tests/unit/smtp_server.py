@@ -22,6 +22,10 @@ on that port (a restart on the port of a stopped server; numbering of
 connections and messages goes on from what --dir holds); --temp-times N
 answers 451 to a temp* recipient only its first N times (then accepts it);
 --no-eml keeps the log without the N.eml files (thousands of messages);
+--die-in-data N: at the DATA command of the Nth message of this run the
+server answers 354 and then dies (SIGKILL to itself, 50 ms later, while the
+message streams in); from that DATA on no message is accepted or answered,
+so whatever was in flight then is lost to the client without a reply.
 SIGUSR1 stops the server cleanly: from then on every command is answered
 421, a moment later each connection is closed and the process exits 0 (so
 every message it accepted had its 250 read by the client).
@@ -36,7 +40,7 @@ import sys
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-STATE = {"conns": 0, "msgs": 0, "stopping": False}
+STATE = {"conns": 0, "msgs": 0, "stopping": False, "datas": 0, "dying": False}
 SHUTTING_DOWN = "421 4.3.2 Service shutting down"
 TEMP_SEEN = {}  # temp* recipient -> times refused (--temp-times)
 SESSIONS = set()  # open sessions (SIGUSR1 closes them)
@@ -68,6 +72,16 @@ class CountingSMTP(SMTP):
             # Implicit TLS (RFC 8314): aiosmtpd only knows of STARTTLS, and
             # offers AUTH over TLS once it has a TLS protocol object.
             self._tls_protocol = transport
+
+    async def smtp_DATA(self, arg):
+        STATE["datas"] += 1
+        if ARGS.die_in_data and STATE["datas"] == ARGS.die_in_data:
+            STATE["dying"] = True
+            with open(os.path.join(ARGS.dir, "died"), "w") as f:
+                f.write("%d\n" % STATE["msgs"])
+            asyncio.get_running_loop().call_later(
+                0.05, os.kill, os.getpid(), signal.SIGKILL)
+        await super().smtp_DATA(arg)
 
     def connection_lost(self, exc):
         SESSIONS.discard(self)
@@ -102,6 +116,8 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         if ARGS.data_delay:
             await asyncio.sleep(ARGS.data_delay)
+        if STATE["dying"]:  # no reply, ever: the kill comes first
+            await asyncio.sleep(3600)
         if STATE["stopping"]:
             return SHUTTING_DOWN
         lps = [local_part(r) for r in envelope.rcpt_tos]
@@ -178,6 +194,7 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--temp-times", type=int, default=0)
     p.add_argument("--no-eml", action="store_true")
+    p.add_argument("--die-in-data", type=int, default=0)
     ARGS = p.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     resume_numbering()
