@@ -149,13 +149,7 @@ static int same_origin(const char *a, const char *b)
     return la == lb && strncasecmp(a, b, la) == 0;
 }
 
-/*
- * Fetches key_id (its URL without the fragment): an actor document whose
- * publicKey (an object, or an array of them) holds the key with that id, or
- * the key object itself. The owner must be a URL of the key's origin (a key
- * document elsewhere cannot speak for an actor). *doc gets the fetched
- * document (the actor, usually: the Follow needs its inboxes).
- */
+/* The key key_id in a fetched document (see ap_inbox.h): pure, fuzzed. */
 int ap_doc_key(const json_t *d, const char *key_id, const char **owner, const char **pem,
                struct diag *why)
 {
@@ -238,6 +232,8 @@ static int verify_pem(const struct httpsig_parsed *sig, const struct httpsig_req
 
 /* --- activities -------------------------------------------------------------- */
 
+/* The inboxes of actor from doc, its actor document fetched by a worker
+ * (see ap_inbox.h): pure, fuzzed. */
 int ap_doc_inboxes(const json_t *doc, const char *actor, int allow_loopback, char **inbox,
                    char **shared, struct diag *why)
 {
