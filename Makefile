@@ -185,7 +185,8 @@ FAILMALLOC := $(BUILD)/tests/fault/failmalloc.so
 # Fuzz targets (tests/fuzz/fuzz_NAME.c), each linked with what it needs from
 # the core's archive: for libFuzzer (make fuzz) and, with replay_main.c, as a
 # replay of the seeds and the regression inputs (make test).
-FUZZ_TARGETS := post config mustache csv httpsig ap mime html2text yaml http_path timefmt
+FUZZ_TARGETS := post config mustache csv httpsig ap mime html2text yaml http_path timefmt \
+                dsn inbox form
 FUZZ_SECONDS ?= 60
 
 .PHONY: nashra all deps deps-test run test test-slow unit integration valgrind bench soak lint format \

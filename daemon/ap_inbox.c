@@ -149,24 +149,10 @@ static int same_origin(const char *a, const char *b)
     return la == lb && strncasecmp(a, b, la) == 0;
 }
 
-/*
- * Fetches key_id (its URL without the fragment): an actor document whose
- * publicKey (an object, or an array of them) holds the key with that id, or
- * the key object itself. The owner must be a URL of the key's origin (a key
- * document elsewhere cannot speak for an actor). *doc gets the fetched
- * document (the actor, usually: the Follow needs its inboxes).
- */
-static int fetch_key(const struct ap_getter *g, const char *key_id, char **owner, char **pem,
-                     json_t **doc, struct diag *why)
+/* The key key_id in a fetched document (see ap_inbox.h): pure, fuzzed. */
+int ap_doc_key(const json_t *d, const char *key_id, const char **owner, const char **pem,
+               struct diag *why)
 {
-    char url[HTTPSIG_MAX_KEYID];
-    snprintf(url, sizeof url, "%s", key_id);
-    char *hash = strchr(url, '#');
-    if (hash)
-        *hash = '\0';
-    json_t *d = ap_signed_get(g, url, why);
-    if (!d)
-        return -1;
     const json_t *k = NULL, *pk = json_object_get(d, "publicKey");
     if (json_is_array(pk)) {
         size_t i;
@@ -184,12 +170,39 @@ static int fetch_key(const struct ap_getter *g, const char *key_id, char **owner
     const char *o = k ? id_of(json_object_get(k, "owner")) : NULL;
     const char *p = k ? json_string_value(json_object_get(k, "publicKeyPem")) : NULL;
     if (!k || !o || !p) {
-        diag_set(why, 0, 0, "%s: no public key %s there", url, key_id);
-        json_decref(d);
+        diag_set(why, 0, 0, "no public key %s there", key_id);
         return -1;
     }
     if (!same_origin(o, key_id)) {
         diag_set(why, 0, 0, "key %s claims an owner elsewhere (%s)", key_id, o);
+        return -2;
+    }
+    *owner = o;
+    *pem = p;
+    return 0;
+}
+
+/*
+ * Fetches key_id (its URL without the fragment) and reads the key from it
+ * (ap_doc_key). *doc gets the fetched document (the actor, usually: the
+ * Follow needs its inboxes).
+ */
+static int fetch_key(const struct ap_getter *g, const char *key_id, char **owner, char **pem,
+                     json_t **doc, struct diag *why)
+{
+    char url[HTTPSIG_MAX_KEYID];
+    snprintf(url, sizeof url, "%s", key_id);
+    char *hash = strchr(url, '#');
+    if (hash)
+        *hash = '\0';
+    json_t *d = ap_signed_get(g, url, why);
+    if (!d)
+        return -1;
+    const char *o, *p;
+    int rc = ap_doc_key(d, key_id, &o, &p, why);
+    if (rc < 0) {
+        if (rc == -1)
+            diag_set(why, 0, 0, "%s: no public key %s there", url, key_id);
         json_decref(d);
         return -1;
     }
@@ -219,9 +232,10 @@ static int verify_pem(const struct httpsig_parsed *sig, const struct httpsig_req
 
 /* --- activities -------------------------------------------------------------- */
 
-/* The inboxes of actor from doc, its actor document (fetched by a worker). */
-static int actor_inboxes(const struct ap_inbox_env *e, const char *actor, const json_t *doc,
-                         char **inbox, char **shared, struct diag *why)
+/* The inboxes of actor from doc, its actor document fetched by a worker
+ * (see ap_inbox.h): pure, fuzzed. */
+int ap_doc_inboxes(const json_t *doc, const char *actor, int allow_loopback, char **inbox,
+                   char **shared, struct diag *why)
 {
     if (!doc || !id_of(doc) || strcmp(id_of(doc), actor)) {
         diag_set(why, 0, 0, "%s: its actor document could not be fetched", actor);
@@ -230,14 +244,13 @@ static int actor_inboxes(const struct ap_inbox_env *e, const char *actor, const 
     const char *in = json_string_value(json_object_get(doc, "inbox"));
     const char *sh =
         json_string_value(json_object_get(json_object_get(doc, "endpoints"), "sharedInbox"));
-    int allow = e->cfg->activitypub.allow_insecure_loopback;
     struct diag ignored = {0};
-    if (!in || ap_fetch_url_ok(in, allow, why) < 0) {
+    if (!in || ap_fetch_url_ok(in, allow_loopback, why) < 0) {
         if (!in)
             diag_set(why, 0, 0, "%s: no usable inbox", actor);
         return -1;
     }
-    if (sh && ap_fetch_url_ok(sh, allow, &ignored) < 0)
+    if (sh && ap_fetch_url_ok(sh, allow_loopback, &ignored) < 0)
         sh = NULL;
     *inbox = strdup(in);
     *shared = sh ? strdup(sh) : NULL;
@@ -258,7 +271,8 @@ static int on_follow(struct ap_inbox_env *e, const json_t *act, const char *acto
     struct buf accept;
     buf_init(&accept, DOC_MAX);
     int rc = -1;
-    if (actor_inboxes(e, actor, doc, &inbox, &shared, why) < 0)
+    if (ap_doc_inboxes(doc, actor, e->cfg->activitypub.allow_insecure_loopback, &inbox, &shared,
+                       why) < 0)
         goto out;
     if (ap_accept(e->cfg, act, &accept) < 0) {
         diag_set(why, 0, 0, "the Follow cannot be answered (no id?)");
@@ -615,6 +629,27 @@ static enum http_verdict submit(struct ap_inbox_env *e, const struct http_reques
     return HTTP_SUSPEND;
 }
 
+int ap_inbox_parse(const char *body, size_t len, json_t **act, const char **actor,
+                   const char **type)
+{
+    *act = NULL;
+    *actor = *type = NULL;
+    if (!ap_json_depth_ok(body ? body : "", len, AP_INBOX_MAX_DEPTH))
+        return AP_PARSE_DEEP;
+    json_error_t je;
+    json_t *a = json_loadb(body ? body : "", len, 0, &je);
+    const char *ac = a ? id_of(json_object_get(a, "actor")) : NULL;
+    const char *ty = a ? json_string_value(json_object_get(a, "type")) : NULL;
+    if (!ac || !ty) {
+        json_decref(a);
+        return AP_PARSE_NOT_ACTIVITY;
+    }
+    *act = a;
+    *actor = ac;
+    *type = ty;
+    return AP_PARSE_OK;
+}
+
 enum http_verdict ap_inbox_post(const struct http_request *rq, struct http_response *rs, void *arg)
 {
     struct ap_inbox_env *e = arg;
@@ -648,17 +683,14 @@ enum http_verdict ap_inbox_post(const struct http_request *rq, struct http_respo
     }
     req.nheaders = nh;
 
-    if (!ap_json_depth_ok(rq->body, rq->body_len, AP_INBOX_MAX_DEPTH))
+    json_t *act;
+    const char *actor, *type;
+    int pr = ap_inbox_parse(rq->body, rq->body_len, &act, &actor, &type);
+    if (pr == AP_PARSE_DEEP)
         return reply(rs, 400, "JSON nested too deep") < 0 ? HTTP_ERROR : HTTP_DONE;
-    json_error_t je;
-    json_t *act = json_loadb(rq->body, rq->body_len, 0, &je);
-    const char *actor = act ? id_of(json_object_get(act, "actor")) : NULL;
-    const char *type = act ? json_string_value(json_object_get(act, "type")) : NULL;
-    if (!actor || !type) {
-        json_decref(act);
+    if (pr == AP_PARSE_NOT_ACTIVITY)
         return reply(rs, 400, "not an activity (actor and type are needed)") < 0 ? HTTP_ERROR
                                                                                  : HTTP_DONE;
-    }
 
     /* Everything but the signature first (coverage, Date, digests): the
      * verifier checks them before the key, so with any key (ours) a result

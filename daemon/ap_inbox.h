@@ -82,4 +82,35 @@ int ap_json_depth_ok(const char *s, size_t len, int max);
  */
 json_t *ap_signed_get(const struct ap_getter *g, const char *url, struct diag *why);
 
+/* What ap_inbox_parse says of a POSTed body. */
+enum { AP_PARSE_OK = 0, AP_PARSE_DEEP = -1, AP_PARSE_NOT_ACTIVITY = -2 };
+/*
+ * Reads the body of a POST to the inbox (outside input): AP_PARSE_DEEP when
+ * its JSON nests deeper than AP_INBOX_MAX_DEPTH, AP_PARSE_NOT_ACTIVITY when
+ * it is not JSON or has no actor (a string, or an object's id) and type;
+ * else AP_PARSE_OK with *act (the caller's to json_decref) and *actor and
+ * *type (strings inside *act). Pure: no network, no store.
+ */
+int ap_inbox_parse(const char *body, size_t len, json_t **act, const char **actor,
+                   const char **type);
+
+/*
+ * What a fetched actor (or key) document d says of the key key_id: its
+ * publicKey (an object, or an array of them) with that id, or d itself when
+ * it is that key. *owner and *pem (strings inside d) are set, 0; else with
+ * why -1 when there is no such key, -2 when its owner is not a URL of the
+ * key's origin (a key document elsewhere cannot speak for an actor).
+ */
+int ap_doc_key(const json_t *d, const char *key_id, const char **owner, const char **pem,
+               struct diag *why);
+
+/*
+ * The inboxes of actor from doc, its fetched actor document: its id must be
+ * actor; inbox (needed) and endpoints.sharedInbox (dropped when unusable)
+ * must pass the fetch policy (ap_fetch_url_ok). 0 with *inbox and *shared
+ * (NULL when none) malloc'd, else -1 with why.
+ */
+int ap_doc_inboxes(const json_t *doc, const char *actor, int allow_loopback, char **inbox,
+                   char **shared, struct diag *why);
+
 #endif

@@ -216,10 +216,7 @@ static enum http_verdict page(const struct subs_http *s, struct http_response *r
 
 /* --- requests ------------------------------------------------------------------ */
 
-/* The form field key of an application/x-www-form-urlencoded body, decoded
- * ('+' a space, %XX), malloc'd; NULL when absent, bad (%-escape, NUL) or out
- * of memory. The first of several wins. */
-static char *form_get(const char *body, size_t len, const char *key)
+char *subs_form_get(const char *body, size_t len, const char *key)
 {
     size_t klen = strlen(key);
     for (size_t i = 0; i < len;) {
@@ -460,10 +457,10 @@ static enum http_verdict on_subscribe(const struct http_request *rq, struct http
             return HTTP_ERROR;
         return HTTP_DONE;
     }
-    email = form_get(rq->body, rq->body_len, "email");
-    name = form_get(rq->body, rq->body_len, "name");
-    list = form_get(rq->body, rq->body_len, "list");
-    website = form_get(rq->body, rq->body_len, "website");
+    email = subs_form_get(rq->body, rq->body_len, "email");
+    name = subs_form_get(rq->body, rq->body_len, "name");
+    list = subs_form_get(rq->body, rq->body_len, "list");
+    website = subs_form_get(rq->body, rq->body_len, "website");
     int li = find_list(cfg, list);
     if (li < 0) {
         v = page(s, rs, 404, cfg->site.language, t->nolist_title, t->nolist_text, NULL, NULL, NULL);

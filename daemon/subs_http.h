@@ -18,6 +18,7 @@
 #ifndef NASHRA_SUBS_HTTP_H
 #define NASHRA_SUBS_HTTP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../config/config.h"
@@ -42,5 +43,11 @@ int subs_http_config(struct subs_http *s, const struct config *cfg, struct diag 
 int64_t subs_http_tick(struct subs_http *s, int64_t now_ms);
 
 void subs_http_free(struct subs_http *s);
+
+/* The form field key of an application/x-www-form-urlencoded body
+ * body[0..len) (outside input: /subscribe's), decoded ('+' a space, %XX),
+ * malloc'd; NULL when absent, bad (%-escape, NUL) or out of memory. The
+ * first of several wins. Pure. */
+char *subs_form_get(const char *body, size_t len, const char *key);
 
 #endif

@@ -1,7 +1,6 @@
 /*
- * fuzz_ap: what a remote server sends the ActivityPub side today. nashra
- * does not parse remote actor or inbox JSON yet (the inbox comes with issue
- * 5), so this target covers the parsers of outside input that exist: a
+ * fuzz_ap: what a remote server sends the ActivityPub side (the inbox's
+ * own parsing and fetched actor documents are fuzz_inbox's): a
  * received Follow (JSON) answered by ap_accept(), whose output must be
  * valid JSON; the Accept header negotiation (ap_wants_json); a WebFinger
  * resource= value (ap_webfinger_match); and a remote URL checked before a

@@ -3,7 +3,7 @@
  * decodes itself (daemon/http_path.c, http_static.c): the request path
  * (http_path_normalise: %-decoding, dot segments, UTF-8, length), a query
  * value (http_query_decode), If-Modified-Since (http_date_parse) and
- * If-None-Match (http_etag_match). nashra reads no form bodies today. A
+ * If-None-Match (http_etag_match); form bodies are fuzz_form's. A
  * normalised path, encoded again with http_path_encode(), must normalise to
  * itself, and never hold a ".." segment.
  */

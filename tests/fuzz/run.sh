@@ -66,12 +66,13 @@ for i, t in enumerate(tests):
 
 max_len() {
     case $1 in
-    post | html2text) echo 16384 ;;
+    post | html2text | dsn) echo 16384 ;;
     httpsig) echo 12288 ;;
     config | yaml | csv) echo 8192 ;;
     http_path) echo 5000 ;;
     mustache | mime) echo 4096 ;;
-    ap) echo 2048 ;;
+    ap | form) echo 2048 ;;
+    inbox) echo 8192 ;;
     timefmt) echo 64 ;;
     *) echo 4096 ;;
     esac
