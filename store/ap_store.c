@@ -91,12 +91,9 @@ struct ap_store *ap_store_new(struct store *st)
         return NULL;
     as->st = st;
     as->db = store_sqlite(st);
-    for (int i = 0; i < A_COUNT; i++) {
-        if (sqlite3_prepare_v3(as->db, asql[i], -1, SQLITE_PREPARE_PERSISTENT, &as->stmt[i],
-                               NULL) != SQLITE_OK) {
-            ap_store_free(as);
-            return NULL;
-        }
+    if (store_stmts_prepare(as->db, asql, A_COUNT, as->stmt) < 0) {
+        ap_store_free(as);
+        return NULL;
     }
     return as;
 }
@@ -105,8 +102,7 @@ void ap_store_free(struct ap_store *as)
 {
     if (!as)
         return;
-    for (int i = 0; i < A_COUNT; i++)
-        sqlite3_finalize(as->stmt[i]);
+    store_stmts_finalize(as->stmt, A_COUNT);
     free(as);
 }
 
@@ -114,17 +110,7 @@ void ap_store_free(struct ap_store *as)
 
 static sqlite3_stmt *use(struct ap_store *as, enum astmt id)
 {
-    sqlite3_stmt *s = as->stmt[id];
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return s;
-}
-
-static int step_done(sqlite3_stmt *s)
-{
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? 0 : -1;
+    return store_stmt_fresh(as->stmt[id]);
 }
 
 static int64_t step_int(sqlite3_stmt *s)
@@ -160,14 +146,14 @@ int ap_follower_put(struct ap_store *as, const char *actor, const char *inbox,
     if (shared_inbox)
         sqlite3_bind_text(s, 3, shared_inbox, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, now);
-    return step_done(s) < 0 ? -1 : !was;
+    return store_step_done(s) < 0 ? -1 : !was;
 }
 
 int ap_follower_remove(struct ap_store *as, const char *actor)
 {
     sqlite3_stmt *s = use(as, A_FOL_DEL);
     sqlite3_bind_text(s, 1, actor, -1, SQLITE_STATIC);
-    if (step_done(s) < 0)
+    if (store_step_done(s) < 0)
         return -1;
     return sqlite3_changes(as->db) > 0;
 }
@@ -176,7 +162,7 @@ int64_t ap_followers_remove_inbox(struct ap_store *as, const char *inbox)
 {
     sqlite3_stmt *s = use(as, A_FOL_DEL_INBOX);
     sqlite3_bind_text(s, 1, inbox, -1, SQLITE_STATIC);
-    if (step_done(s) < 0)
+    if (store_step_done(s) < 0)
         return -1;
     return sqlite3_changes(as->db);
 }
@@ -232,7 +218,7 @@ int ap_key_put(struct ap_store *as, const char *key_id, const char *owner, const
     sqlite3_bind_text(s, 2, owner, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, pem, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, now);
-    return step_done(s);
+    return store_step_done(s);
 }
 
 /* ---- queue ---------------------------------------------------------------- */
@@ -242,7 +228,7 @@ static int64_t activity_add(struct ap_store *as, const char *body, int64_t now)
     sqlite3_stmt *s = use(as, A_ACT_ADD);
     sqlite3_bind_text(s, 1, body, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, now);
-    if (step_done(s) < 0)
+    if (store_step_done(s) < 0)
         return -1;
     return sqlite3_last_insert_rowid(as->db);
 }
@@ -258,7 +244,7 @@ int64_t ap_enqueue_followers(struct ap_store *as, const char *body, int64_t now,
     if (id > 0) {
         sqlite3_stmt *s = use(as, A_ENQ_FOL);
         sqlite3_bind_int64(s, 1, id);
-        if (step_done(s) < 0)
+        if (store_step_done(s) < 0)
             id = -1;
         else
             n = sqlite3_changes(as->db);
@@ -266,7 +252,7 @@ int64_t ap_enqueue_followers(struct ap_store *as, const char *body, int64_t now,
     if (id > 0 && n == 0) { /* no follower: no activity kept either */
         sqlite3_stmt *s = use(as, A_ACT_DROP);
         sqlite3_bind_int64(s, 1, id);
-        id = step_done(s) < 0 ? -1 : 0;
+        id = store_step_done(s) < 0 ? -1 : 0;
     }
     if (id < 0) {
         exec(as, "ROLLBACK TO ap_enqueue");
@@ -289,7 +275,7 @@ int64_t ap_enqueue_one(struct ap_store *as, const char *body, const char *inbox,
         sqlite3_stmt *s = use(as, A_ENQ_ONE);
         sqlite3_bind_int64(s, 1, id);
         sqlite3_bind_text(s, 2, inbox, -1, SQLITE_STATIC);
-        if (step_done(s) < 0)
+        if (store_step_done(s) < 0)
             id = -1;
     }
     if (id < 0) {
@@ -363,7 +349,7 @@ static int outcome(struct ap_store *as, enum astmt which, int64_t activity, cons
         sqlite3_bind_int(s, 4, code);
     if (error && which != A_SENT)
         sqlite3_bind_text(s, 5, error, -1, SQLITE_STATIC);
-    return step_done(s);
+    return store_step_done(s);
 }
 
 int ap_delivery_sent(struct ap_store *as, int64_t activity, const char *inbox, int64_t now,
@@ -438,10 +424,10 @@ int64_t ap_prune(struct ap_store *as, int64_t before)
 {
     sqlite3_stmt *s = use(as, A_PRUNE_DEL);
     sqlite3_bind_int64(s, 1, before);
-    if (step_done(s) < 0)
+    if (store_step_done(s) < 0)
         return -1;
     int64_t n = sqlite3_changes(as->db);
     s = use(as, A_PRUNE_ACT);
     sqlite3_bind_int64(s, 1, before);
-    return step_done(s) < 0 ? -1 : n;
+    return store_step_done(s) < 0 ? -1 : n;
 }

@@ -154,12 +154,9 @@ struct mail_store *mail_store_new(struct store *st)
         return NULL;
     ms->st = st;
     ms->db = store_sqlite(st);
-    for (int i = 0; i < M_COUNT; i++) {
-        if (sqlite3_prepare_v3(ms->db, msql[i], -1, SQLITE_PREPARE_PERSISTENT, &ms->stmt[i],
-                               NULL) != SQLITE_OK) {
-            mail_store_free(ms);
-            return NULL;
-        }
+    if (store_stmts_prepare(ms->db, msql, M_COUNT, ms->stmt) < 0) {
+        mail_store_free(ms);
+        return NULL;
     }
     return ms;
 }
@@ -168,8 +165,7 @@ void mail_store_free(struct mail_store *ms)
 {
     if (!ms)
         return;
-    for (int i = 0; i < M_COUNT; i++)
-        sqlite3_finalize(ms->stmt[i]);
+    store_stmts_finalize(ms->stmt, M_COUNT);
     free(ms);
 }
 
@@ -178,17 +174,7 @@ void mail_store_free(struct mail_store *ms)
 /* A cached statement, reset and unbound for its next use. */
 static sqlite3_stmt *use(struct mail_store *ms, enum mstmt id)
 {
-    sqlite3_stmt *s = ms->stmt[id];
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return s;
-}
-
-static int step_done(sqlite3_stmt *s)
-{
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? 0 : -1;
+    return store_stmt_fresh(ms->stmt[id]);
 }
 
 /* The first column of s's one row as an integer: 1 and *v, 0 no row, -1. */
@@ -256,7 +242,7 @@ int mail_sub_add(struct mail_store *ms, const char *list, const char *email, con
     sqlite3_bind_text(s, 4, extra ? extra : "{}", -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 5, st, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 6, now);
-    if (step_done(s) < 0)
+    if (store_step_done(s) < 0)
         return -1;
     return sqlite3_changes(ms->db) > 0;
 }
@@ -271,7 +257,7 @@ static int close_deliveries(struct mail_store *ms, int64_t id, const char *list,
     sqlite3_bind_text(s, 2, list, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 3, why, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, now);
-    return step_done(s);
+    return store_step_done(s);
 }
 
 /* The list of subscriber id (malloc'd) into *list: 1, 0 none, -1. */
@@ -298,7 +284,7 @@ static int set_state(struct mail_store *ms, int64_t id, int state, int64_t now)
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_text(s, 2, mail_sub_state_name(state), -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, now);
-    rc = step_done(s);
+    rc = store_step_done(s);
     if (rc == 0 && sqlite3_changes(ms->db) > 0 && state != MAIL_SUB_ACTIVE)
         rc = close_deliveries(ms, id, list, mail_sub_state_name(state), now);
     free(list);
@@ -347,7 +333,7 @@ int mail_sub_remove(struct mail_store *ms, const char *list, const char *email, 
     if (rc > 0) {
         sqlite3_stmt *s = use(ms, M_SUB_DELETE);
         sqlite3_bind_int64(s, 1, id);
-        if (step_done(s) < 0)
+        if (store_step_done(s) < 0)
             rc = -1;
     }
     return tx_end(ms, nested, rc);
@@ -458,7 +444,7 @@ int mail_sub_soft_bounce(struct mail_store *ms, int64_t id, int64_t now)
     sqlite3_stmt *s = use(ms, M_SUB_SOFT);
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, now);
-    int rc = step_done(s);
+    int rc = store_step_done(s);
     if (rc == 0 && sqlite3_changes(ms->db) > 0) {
         s = use(ms, M_SUB_SOFT_GET);
         sqlite3_bind_int64(s, 1, id);
@@ -488,13 +474,13 @@ static int issue_made(struct mail_store *ms, const char *list, sqlite3_stmt *fin
     sqlite3_stmt *s = use(ms, M_RECIPIENTS);
     sqlite3_bind_int64(s, 1, issue);
     sqlite3_bind_text(s, 2, list, -1, SQLITE_STATIC);
-    if (step_done(s) < 0)
+    if (store_step_done(s) < 0)
         return -1;
     int64_t total = sqlite3_changes(ms->db);
     s = use(ms, M_ISSUE_TOTAL);
     sqlite3_bind_int64(s, 1, issue);
     sqlite3_bind_int64(s, 2, total);
-    if (step_done(s) < 0)
+    if (store_step_done(s) < 0)
         return -1;
     if (id)
         *id = issue;
@@ -511,7 +497,7 @@ int mail_issue_each(struct mail_store *ms, const char *list, const char *post, i
     sqlite3_bind_text(s, 1, list, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, post, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, now);
-    int rc = step_done(s);
+    int rc = store_step_done(s);
     if (rc == 0) {
         sqlite3_stmt *find = use(ms, M_ISSUE_EACH_ID);
         sqlite3_bind_text(find, 1, list, -1, SQLITE_STATIC);
@@ -532,7 +518,7 @@ int mail_issue_digest(struct mail_store *ms, const char *list, int64_t from, int
     sqlite3_bind_int64(s, 2, from);
     sqlite3_bind_int64(s, 3, to);
     sqlite3_bind_int64(s, 4, now);
-    int rc = step_done(s);
+    int rc = store_step_done(s);
     if (rc == 0) {
         sqlite3_stmt *find = use(ms, M_ISSUE_DIGEST_ID);
         sqlite3_bind_text(find, 1, list, -1, SQLITE_STATIC);
@@ -678,7 +664,7 @@ static int delivery_update(sqlite3_stmt *s, struct mail_key k)
 {
     sqlite3_bind_int64(s, 1, k.issue);
     sqlite3_bind_int64(s, 2, k.subscriber);
-    return step_done(s);
+    return store_step_done(s);
 }
 
 static void bind_code(sqlite3_stmt *s, int i, int code)

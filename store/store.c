@@ -281,12 +281,9 @@ struct store *store_open(const char *dir, int readonly, struct diag *err)
     }
     if (!readonly && migrate(st, err) < 0)
         goto fail;
-    for (int i = 0; i < S_COUNT; i++) {
-        if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
-                               NULL) != SQLITE_OK) {
-            diag_set(err, 0, 0, "%s: %s", path, sqlite3_errmsg(st->db));
-            goto fail;
-        }
+    if (store_stmts_prepare(st->db, stmt_sql, S_COUNT, st->stmt) < 0) {
+        diag_set(err, 0, 0, "%s: %s", path, sqlite3_errmsg(st->db));
+        goto fail;
     }
     free(path);
     return st;
@@ -300,8 +297,7 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
-    for (int i = 0; i < S_COUNT; i++)
-        sqlite3_finalize(st->stmt[i]);
+    store_stmts_finalize(st->stmt, S_COUNT);
     sqlite3_close(st->db);
     free(st);
 }
@@ -321,26 +317,45 @@ void store_rollback(struct store *st)
     exec(st, "ROLLBACK");
 }
 
-/* Resets a cached statement for its next use. */
-static sqlite3_stmt *use(struct store *st, enum stmt_id id)
+int store_stmts_prepare(sqlite3 *db, const char *const *sql, int n, sqlite3_stmt **out)
 {
-    sqlite3_stmt *s = st->stmt[id];
+    for (int i = 0; i < n; i++)
+        if (sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &out[i], NULL) !=
+            SQLITE_OK)
+            return -1;
+    return 0;
+}
+
+void store_stmts_finalize(sqlite3_stmt **s, int n)
+{
+    for (int i = 0; i < n; i++)
+        sqlite3_finalize(s[i]);
+}
+
+sqlite3_stmt *store_stmt_fresh(sqlite3_stmt *s)
+{
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return s;
+}
+
+int store_step_done(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Resets a cached statement for its next use. */
+static sqlite3_stmt *use(struct store *st, enum stmt_id id)
+{
+    return store_stmt_fresh(st->stmt[id]);
 }
 
 static char *col_strdup(sqlite3_stmt *s, int i)
 {
     const unsigned char *t = sqlite3_column_text(s, i);
     return t ? strdup((const char *)t) : NULL;
-}
-
-static int step_done(sqlite3_stmt *s)
-{
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int store_is_new(struct store *st)
@@ -371,7 +386,7 @@ int store_meta_put(struct store *st, const char *key, const char *value)
     sqlite3_stmt *s = use(st, S_META_PUT);
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
-    return step_done(s);
+    return store_step_done(s);
 }
 
 int64_t store_first_seen(struct store *st, const char *path, int64_t now)
@@ -387,7 +402,7 @@ int64_t store_first_seen(struct store *st, const char *path, int64_t now)
     s = use(st, S_FIRST_SEEN_PUT);
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, now);
-    return step_done(s) == 0 ? now : -1;
+    return store_step_done(s) == 0 ? now : -1;
 }
 
 static int rows_append(sqlite3_stmt *s, struct store_row **rows, size_t *n);
@@ -580,16 +595,16 @@ int store_post_put(struct store *st, const struct post *p, int64_t updated, int 
     sqlite3_bind_int(s, 16, p->draft);
     sqlite3_bind_int(s, 17, p->newsletter);
     sqlite3_bind_int(s, 18, published);
-    if ((rc = step_done(s)) < 0)
+    if ((rc = store_step_done(s)) < 0)
         goto out;
     s = use(st, S_BODY_PUT);
     sqlite3_bind_text(s, 1, p->path, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, p->html ? p->html : "", (int)p->html_len, SQLITE_STATIC);
-    if ((rc = step_done(s)) < 0)
+    if ((rc = store_step_done(s)) < 0)
         goto out;
     s = use(st, S_CAT_DELETE);
     sqlite3_bind_text(s, 1, p->path, -1, SQLITE_STATIC);
-    rc = step_done(s);
+    rc = store_step_done(s);
     for (size_t i = 0; rc == 0 && i < p->ncategories; i++) {
         s = use(st, S_CAT_PUT);
         sqlite3_bind_text(s, 1, p->path, -1, SQLITE_STATIC);
@@ -597,7 +612,7 @@ int store_post_put(struct store *st, const struct post *p, int64_t updated, int 
         sqlite3_bind_int(s, 3, published);
         sqlite3_bind_int64(s, 4, p->date);
         sqlite3_bind_text(s, 5, p->slug, -1, SQLITE_STATIC);
-        rc = step_done(s);
+        rc = store_step_done(s);
     }
 out:
     free(cats);
@@ -610,12 +625,12 @@ int store_post_set_published(struct store *st, const char *path, int published)
     sqlite3_stmt *s = use(st, S_POST_PUBLISHED);
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, published);
-    if (step_done(s) < 0)
+    if (store_step_done(s) < 0)
         return -1;
     s = use(st, S_CAT_PUBLISHED);
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, published);
-    return step_done(s);
+    return store_step_done(s);
 }
 
 int store_post_fstat(struct store *st, const char *path, const char *fstat)
@@ -623,22 +638,22 @@ int store_post_fstat(struct store *st, const char *path, const char *fstat)
     sqlite3_stmt *s = use(st, S_POST_FSTAT);
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, fstat, -1, SQLITE_STATIC);
-    return step_done(s);
+    return store_step_done(s);
 }
 
 int store_post_delete(struct store *st, const char *path)
 {
     sqlite3_stmt *s = use(st, S_POST_DELETE);
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
-    if (step_done(s) < 0)
+    if (store_step_done(s) < 0)
         return -1;
     s = use(st, S_BODY_DELETE);
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
-    if (step_done(s) < 0)
+    if (store_step_done(s) < 0)
         return -1;
     s = use(st, S_CAT_DELETE);
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
-    return step_done(s);
+    return store_step_done(s);
 }
 
 int store_post_html(struct store *st, struct post *p)
@@ -872,7 +887,7 @@ int64_t store_announce(struct store *st, const char *kind, const char *slug, con
     sqlite3_bind_text(s, 3, slug, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 4, url, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 5, title, -1, SQLITE_STATIC);
-    if (step_done(s) < 0)
+    if (store_step_done(s) < 0)
         return -1;
     return sqlite3_last_insert_rowid(st->db);
 }

@@ -32,6 +32,18 @@ void store_close(struct store *st);
 struct sqlite3;
 struct sqlite3 *store_sqlite(struct store *st);
 
+/* Prepared statements kept for a handle's life, shared by store.c and the
+ * stores built on its connection (mail_store, ap_store): prepares n
+ * statements (out zeroed on failure, the finalize safe either way), 0 or -1;
+ * finalizes them; a statement reset and unbound for its next use; a step
+ * that must finish (SQLITE_DONE), then reset: 0 or -1. */
+struct sqlite3_stmt;
+int store_stmts_prepare(struct sqlite3 *db, const char *const *sql, int n,
+                        struct sqlite3_stmt **out);
+void store_stmts_finalize(struct sqlite3_stmt **s, int n);
+struct sqlite3_stmt *store_stmt_fresh(struct sqlite3_stmt *s);
+int store_step_done(struct sqlite3_stmt *s);
+
 /* The last SQLite error, for logs. */
 const char *store_errmsg(struct store *st);
 
