@@ -524,24 +524,45 @@ done:
     return v;
 }
 
+/*
+ * What /confirm and /unsubscribe share: the subscriber the request's t=
+ * names (a confirm token when confirm), their list (NULL when no longer
+ * configured) and its language. 1 with *sub (the caller frees it), or 0 with
+ * *v the answer already made (403 for a bad token, 503 before the state is
+ * ready) or HTTP_ERROR.
+ */
+static int token_subscriber(struct subs_http *s, const struct http_request *rq,
+                            struct http_response *rs, int confirm, struct mail_subscriber **sub,
+                            const struct config_list **l, const char **lang, enum http_verdict *v)
+{
+    if (!s->ready) {
+        *v = not_ready(s, rs);
+        return 0;
+    }
+    const char *tok = http_query(rq, "t");
+    int r = tok ? token_owner(s, tok, confirm, sub) : 0;
+    if (r <= 0) {
+        *v = r < 0 ? HTTP_ERROR : bad_token(s, rs, confirm ? "confirm" : "unsubscribe");
+        return 0;
+    }
+    int li = find_list(s->cfg, (*sub)->list);
+    *l = li >= 0 ? &s->cfg->lists[li] : NULL;
+    *lang = list_lang(s->cfg, *l);
+    return 1;
+}
+
 static enum http_verdict on_confirm(const struct http_request *rq, struct http_response *rs,
                                     void *arg)
 {
     struct subs_http *s = arg;
     struct mail_subscriber *sub = NULL;
-    if (!s->ready)
-        return not_ready(s, rs);
-    const char *tok = http_query(rq, "t");
-    int r = tok ? token_owner(s, tok, 1, &sub) : 0;
-    if (r < 0)
-        return HTTP_ERROR;
-    if (r == 0)
-        return bad_token(s, rs, "confirm");
-    int li = find_list(s->cfg, sub->list);
-    const struct config_list *l = li >= 0 ? &s->cfg->lists[li] : NULL;
-    const char *lang = list_lang(s->cfg, l);
+    const struct config_list *l;
+    const char *lang;
+    enum http_verdict v;
+    if (!token_subscriber(s, rq, rs, 1, &sub, &l, &lang, &v))
+        return v;
     const struct page_texts *t = texts_for(lang);
-    enum http_verdict v = HTTP_ERROR;
+    v = HTTP_ERROR;
     int was = sub->state;
     if (was == MAIL_SUB_ACTIVE ||
         mail_sub_set_state_id(s->ms, sub->id, MAIL_SUB_ACTIVE, timefmt_now()) > 0) {
@@ -559,19 +580,14 @@ static enum http_verdict on_unsubscribe(const struct http_request *rq, struct ht
 {
     struct subs_http *s = arg;
     struct mail_subscriber *sub = NULL;
-    if (!s->ready)
-        return not_ready(s, rs);
-    const char *tok = http_query(rq, "t");
-    int r = tok ? token_owner(s, tok, 0, &sub) : 0;
-    if (r < 0)
-        return HTTP_ERROR;
-    if (r == 0)
-        return bad_token(s, rs, "unsubscribe");
-    int li = find_list(s->cfg, sub->list);
-    const struct config_list *l = li >= 0 ? &s->cfg->lists[li] : NULL;
-    const char *lang = list_lang(s->cfg, l), *lname = l && l->name ? l->name : sub->list;
+    const struct config_list *l;
+    const char *lang;
+    enum http_verdict v;
+    if (!token_subscriber(s, rq, rs, 0, &sub, &l, &lang, &v))
+        return v;
+    const char *lname = l && l->name ? l->name : sub->list;
     const struct page_texts *t = texts_for(lang);
-    enum http_verdict v = HTTP_ERROR;
+    v = HTTP_ERROR;
     if (strcmp(rq->method, "POST")) { /* GET, HEAD: the page with the button, nothing changed */
         v = page(s, rs, 200, lang, t->unsub_title, t->unsub_text, sub->email, lname,
                  t->unsub_button);
